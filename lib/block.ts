@@ -1,0 +1,71 @@
+/**
+ * Blocks: the lab's `{items, prev_hash}` plus a height and a hash. Items are hash-chained
+ * inside the block; blocks are linked by `prev_hash`.
+ */
+import { hashJson, type Json } from "./hash.ts";
+import { checkTxFields, type Item, itemHash, type Tx } from "./transaction.ts";
+
+/** A block as it is stored and sent on the wire. */
+export interface Block {
+  items: Item[];
+  /** Hash of the block before it; null for height 0. */
+  prev_hash: string | null;
+  height: number;
+  hash: string;
+}
+
+/** Chains transactions into items: each item's `prev_hash` is the hash of the item before it. */
+export function chainItems(txs: readonly Tx[]): Item[] {
+  const items: Item[] = [];
+  let prev: string | null = null;
+  for (const tx of txs) {
+    const item: Item = {
+      sender: tx.sender,
+      receiver: tx.receiver,
+      amount: tx.amount,
+      t: tx.t,
+      prev_hash: prev,
+    };
+    prev = itemHash(item);
+    items.push(item);
+  }
+  return items;
+}
+
+/**
+ * A block's hash: SHA-256 of the canonical JSON of `{items, prev_hash}`, the lab's own block
+ * shape, so any language with a canonical JSON encoder can recompute it.
+ */
+export function blockHash(items: readonly Item[], prevHash: string | null): string {
+  return hashJson({ items: items as unknown as Json[], prev_hash: prevHash });
+}
+
+/** Makes the block at `height` on top of `prevHash` holding `txs` in order. */
+export function makeBlock(height: number, prevHash: string | null, txs: readonly Tx[]): Block {
+  const items = chainItems(txs);
+  return { items, prev_hash: prevHash, height, hash: blockHash(items, prevHash) };
+}
+
+/**
+ * Checks a block on its own: at least one item, valid fields, the item chain, and the stored
+ * hash. Returns the first problem, or null.
+ */
+export function checkBlockShape(block: Block): string | null {
+  if (!Array.isArray(block.items) || block.items.length === 0) return "block has no items";
+  let prev: string | null = null;
+  for (let i = 0; i < block.items.length; i++) {
+    const item = block.items[i];
+    const bad = checkTxFields(item);
+    if (bad) return `item ${i}: ${bad}`;
+    if (item.prev_hash !== prev) return `item ${i}: prev_hash does not match the item before it`;
+    prev = itemHash(item);
+  }
+  const hash = blockHash(block.items, block.prev_hash);
+  if (hash !== block.hash) return `block hash is ${block.hash}, contents hash to ${hash}`;
+  return null;
+}
+
+/** The transaction inside an item (without its chain link). */
+export function itemTx(item: Item): Tx {
+  return { sender: item.sender, receiver: item.receiver, amount: item.amount, t: item.t };
+}

@@ -1,0 +1,187 @@
+/**
+ * The block builder: checks the proof-of-write rules every `sleepSeconds` and, while they
+ * hold, packs the pool (in `t` order, at most `maxBlock` at a time) into blocks.
+ */
+import type { Logger } from "@logtape/logtape";
+import { RunningBalances } from "./balances.ts";
+import { type Block, makeBlock } from "./block.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import { logger } from "./log.ts";
+import { DEFAULT_MAX_BLOCK, GENESIS, MAX_BLOCK_ITEMS } from "./params.ts";
+import { describeRules, type Rule, shouldCut } from "./rules.ts";
+import type { Dropped, Store } from "./store.ts";
+import { txToWire } from "./transaction.ts";
+
+/** How the builder works. */
+export interface BuilderOptions {
+  rules: readonly Rule[];
+  /** Most transactions considered per block (default 200, at most MAX_BLOCK_ITEMS). */
+  maxBlock?: number;
+  /** Seconds between checks of the rules (default 3). */
+  sleepSeconds?: number;
+  clock?: Clock;
+}
+
+/** What one tick (or one `pass`) did. */
+export interface PassResult {
+  blocks: Block[];
+  dropped: Dropped[];
+  /** Why the last check did or did not cut a block. */
+  reason: string;
+}
+
+/** Tries per block when the chain changes under us (another builder, a peer's block). */
+const CONFLICT_ATTEMPTS = 10;
+
+/** Builds blocks from a store's pool. */
+export class Builder {
+  readonly rules: readonly Rule[];
+  readonly maxBlock: number;
+  readonly sleepSeconds: number;
+  readonly #clock: Clock;
+  readonly #log: Logger = logger("builder");
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #running: Promise<void> | null = null;
+  #stopped = true;
+  #ticks = 0;
+  #waiters: { count: number; resolve: (r: PassResult) => void }[] = [];
+  #last: PassResult = { blocks: [], dropped: [], reason: "not run yet" };
+
+  constructor(readonly store: Store, opts: BuilderOptions) {
+    if (opts.rules.length === 0) throw new RangeError("at least one rule is needed");
+    this.rules = opts.rules;
+    this.maxBlock = opts.maxBlock ?? DEFAULT_MAX_BLOCK;
+    if (!Number.isInteger(this.maxBlock) || this.maxBlock < 1 || this.maxBlock > MAX_BLOCK_ITEMS) {
+      throw new RangeError(`max block must be a whole number from 1 to ${MAX_BLOCK_ITEMS}`);
+    }
+    this.sleepSeconds = opts.sleepSeconds ?? 3;
+    this.#clock = opts.clock ?? systemClock;
+  }
+
+  /**
+   * Builds at most one block if a rule holds now. Transactions whose sender cannot pay (given
+   * the balances after the ones before it in this block) are dropped with their reason.
+   */
+  async buildOnce(): Promise<PassResult> {
+    for (let attempt = 0; attempt < CONFLICT_ATTEMPTS; attempt++) {
+      const stats = await this.store.poolStats();
+      const decision = shouldCut(this.rules, stats, this.#clock.now() / 1000);
+      if (!decision.cut) {
+        this.#log.debug`Currently ${stats.size} records, not cutting: ${decision.reason}`;
+        return { blocks: [], dropped: [], reason: decision.reason };
+      }
+      const [{ tip }, { txs }] = await Promise.all([
+        this.store.tipEntry(),
+        this.store.poolPage(this.maxBlock),
+      ]);
+      this.#log.debug`Rule holds: ${decision.reason}`;
+      this.#log.info`Packing ${txs.length} transactions...`;
+      const senders = [...new Set(txs.map((tx) => tx.sender).filter((s) => s !== GENESIS))];
+      const stored = await this.store.balances(senders);
+      const balances = new RunningBalances((a) => stored.get(a) ?? 0);
+      const included = [];
+      const dropped: Dropped[] = [];
+      for (const tx of txs) {
+        const reason = balances.apply(tx);
+        if (reason === null) {
+          included.push(tx);
+        } else {
+          dropped.push({ tx, reason });
+          this.#log.warn`Dropped transaction due to ${reason}: ${JSON.stringify(txToWire(tx))}`;
+        }
+      }
+      if (included.length === 0) {
+        if (await this.store.dropFromPool(dropped)) {
+          this.#log.info`Block is created with 0 records; nothing to add.`;
+          return { blocks: [], dropped, reason: decision.reason };
+        }
+        this.#log.info`Pool changed while packing; trying again.`;
+        continue;
+      }
+      const block = makeBlock(tip.height + 1, tip.hash, included);
+      this.#log.info`Block is created with ${block.items.length} records.`;
+      const result = await this.store.appendBlock(block, dropped);
+      if (result.ok) {
+        this.#log.info`Block is added to the blockchain.`;
+        this.#log.debug`Block ${block.height} has hash ${block.hash}.`;
+        return { blocks: [block], dropped, reason: decision.reason };
+      }
+      if (!result.conflict) {
+        // Cannot happen for a block built from a consistent store; say so loudly.
+        this.#log.error`Block is invalid and dropped: ${result.reason}`;
+        return { blocks: [], dropped: [], reason: result.reason };
+      }
+      this.#log.info`Chain changed while packing (${result.reason}); trying again.`;
+    }
+    throw new Error(`gave up after ${CONFLICT_ATTEMPTS} conflicting attempts to append a block`);
+  }
+
+  /** Builds blocks while a rule holds: one tick's work. */
+  async pass(): Promise<PassResult> {
+    const total: PassResult = { blocks: [], dropped: [], reason: "" };
+    while (true) {
+      const once = await this.buildOnce();
+      total.blocks.push(...once.blocks);
+      total.dropped.push(...once.dropped);
+      total.reason = once.reason;
+      if (once.blocks.length === 0 && once.dropped.length === 0) return total;
+    }
+  }
+
+  /** Starts the loop: a pass now, then one `sleepSeconds` after each pass ends. */
+  start(): void {
+    if (!this.#stopped) return;
+    this.#stopped = false;
+    this.#log.info`Builder started: ${
+      describeRules(this.rules)
+    }, at most ${this.maxBlock} per block, checking every ${this.sleepSeconds} s.`;
+    void this.store.setBuilderInfo({
+      rules: describeRules(this.rules),
+      maxBlock: this.maxBlock,
+      sleepSeconds: this.sleepSeconds,
+      pid: Deno.pid,
+      updated: this.#clock.now() / 1000,
+    }).catch((e) => this.#log.warn`Could not record builder info: ${String(e)}`);
+    this.#tick();
+  }
+
+  #tick(): void {
+    this.#running = (async () => {
+      let result: PassResult;
+      try {
+        result = await this.pass();
+      } catch (error) {
+        this.#log.error`Build pass failed: ${
+          error instanceof Error ? error.message : String(error)
+        }`;
+        result = { blocks: [], dropped: [], reason: String(error) };
+      }
+      this.#last = result;
+      this.#ticks++;
+      this.#waiters = this.#waiters.filter((w) => {
+        if (this.#ticks < w.count) return true;
+        w.resolve(result);
+        return false;
+      });
+      if (!this.#stopped) this.#timer = setTimeout(() => this.#tick(), this.sleepSeconds * 1000);
+    })();
+  }
+
+  /** Resolves with the result of tick number `count` (1-based) once it has finished. */
+  ticked(count: number): Promise<PassResult> {
+    if (this.#ticks >= count) return Promise.resolve(this.#last);
+    return new Promise((resolve) => this.#waiters.push({ count, resolve }));
+  }
+
+  /** Ticks finished so far. */
+  get ticks(): number {
+    return this.#ticks;
+  }
+
+  /** Stops the loop and waits for a pass under way to finish (its commit is never cut short). */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.#running;
+  }
+}

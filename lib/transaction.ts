@@ -1,0 +1,139 @@
+/**
+ * Transactions: the lab's `{sender, receiver, amount, t, prev_hash}` with an id, and the checks
+ * that decide whether one may enter the pool.
+ */
+import { hashJson } from "./hash.ts";
+import { MAX_AGE_SECONDS, MAX_FUTURE_SECONDS, MAX_T, MIN_T } from "./params.ts";
+
+/** A transaction as it waits in the pool (`prev_hash` is set only inside a block). */
+export interface Tx {
+  sender: string;
+  receiver: string;
+  amount: number;
+  /** POSIX seconds (float, microsecond precision when stamped by a node). */
+  t: number;
+}
+
+/** A transaction inside a block: `prev_hash` is the hash of the item before it, null first. */
+export interface Item extends Tx {
+  prev_hash: string | null;
+}
+
+/** The wire shape of a pooled transaction, exactly as the lab prints it. */
+export function txToWire(tx: Tx): Item {
+  return { sender: tx.sender, receiver: tx.receiver, amount: tx.amount, t: tx.t, prev_hash: null };
+}
+
+/**
+ * A transaction's id: SHA-256 of the canonical JSON of `{amount, receiver, sender, t}`. The id
+ * leaves out `prev_hash`, so a transaction keeps its id from the pool into a block.
+ */
+export function txId(tx: Tx): string {
+  return hashJson({ amount: tx.amount, receiver: tx.receiver, sender: tx.sender, t: tx.t });
+}
+
+/** The hash an item is chained by: SHA-256 of the canonical JSON of all five fields. */
+export function itemHash(item: Item): string {
+  return hashJson({
+    amount: item.amount,
+    prev_hash: item.prev_hash,
+    receiver: item.receiver,
+    sender: item.sender,
+    t: item.t,
+  });
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** True for a UUID string in canonical lowercase form (any version, GENESIS included). */
+export function isAddress(value: unknown): value is string {
+  return typeof value === "string" && UUID.test(value);
+}
+
+/** The result of checking untrusted input: a value or the reason it was refused. */
+export type Checked<T> = { ok: true; value: T } | { ok: false; reason: string };
+
+/** Options for admitting a transaction to the pool. */
+export interface AdmitOptions {
+  /** Current time in POSIX seconds. */
+  now: number;
+  /** `t` to stamp when the input has none (the lab stamps on arrival). */
+  stamp: () => number;
+  maxFutureSeconds?: number;
+  maxAgeSeconds?: number;
+}
+
+function address(input: Record<string, unknown>, field: string): Checked<string> {
+  const v = input[field];
+  if (typeof v !== "string") return { ok: false, reason: `"${field}" must be a UUID string` };
+  const lower = v.toLowerCase();
+  if (!UUID.test(lower)) return { ok: false, reason: `"${field}" is not a UUID: ${clip(v)}` };
+  return { ok: true, value: lower };
+}
+
+function clip(text: string): string {
+  return JSON.stringify(text.length > 60 ? `${text.slice(0, 60)}...` : text);
+}
+
+/**
+ * Checks the fields every transaction must have, wherever it comes from: UUID addresses that
+ * differ, a positive safe-integer amount, a finite `t` inside the consensus bounds.
+ */
+export function checkTxFields(tx: Tx): string | null {
+  if (!isAddress(tx.sender)) return `sender is not a lowercase UUID`;
+  if (!isAddress(tx.receiver)) return `receiver is not a lowercase UUID`;
+  if (tx.sender === tx.receiver) return "sender and receiver are the same address";
+  if (!Number.isSafeInteger(tx.amount) || tx.amount <= 0) {
+    return `amount must be a positive safe integer, got ${tx.amount}`;
+  }
+  if (typeof tx.t !== "number" || !Number.isFinite(tx.t) || tx.t < MIN_T || tx.t > MAX_T) {
+    return `t must be POSIX seconds between ${MIN_T} and ${MAX_T}, got ${tx.t}`;
+  }
+  return null;
+}
+
+/**
+ * Turns one untrusted `merge` item into a transaction, or says why not. Addresses are
+ * lowercased; a missing or null `t` is stamped; a given `t` is kept (never re-stamped) but must
+ * lie within the admission window, so nobody can force the span rule with a made-up time.
+ */
+export function admitTx(input: unknown, opts: AdmitOptions): Checked<Tx> {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    return { ok: false, reason: "a transaction must be a JSON object" };
+  }
+  const fields = input as Record<string, unknown>;
+  const sender = address(fields, "sender");
+  if (!sender.ok) return sender;
+  const receiver = address(fields, "receiver");
+  if (!receiver.ok) return receiver;
+  const amount = fields.amount;
+  if (typeof amount !== "number" || !Number.isSafeInteger(amount) || amount <= 0) {
+    return {
+      ok: false,
+      reason: `"amount" must be a positive whole number up to ${Number.MAX_SAFE_INTEGER}, got ${
+        clip(JSON.stringify(amount) ?? String(amount))
+      }`,
+    };
+  }
+  let t = fields.t;
+  if (t === undefined || t === null) {
+    t = opts.stamp();
+  } else if (typeof t !== "number" || !Number.isFinite(t)) {
+    return { ok: false, reason: `"t" must be a number of POSIX seconds` };
+  } else {
+    const future = opts.maxFutureSeconds ?? MAX_FUTURE_SECONDS;
+    const age = opts.maxAgeSeconds ?? MAX_AGE_SECONDS;
+    if (t > opts.now + future) {
+      return {
+        ok: false,
+        reason: `"t" is ${(t - opts.now).toFixed(3)} s in the future (max ${future} s)`,
+      };
+    }
+    if (t < opts.now - age) {
+      return { ok: false, reason: `"t" is ${(opts.now - t).toFixed(3)} s old (max ${age} s)` };
+    }
+  }
+  const tx: Tx = { sender: sender.value, receiver: receiver.value, amount, t: t as number };
+  const bad = checkTxFields(tx);
+  return bad ? { ok: false, reason: bad } : { ok: true, value: tx };
+}
