@@ -1,0 +1,38 @@
+import {
+  type Command,
+  expectOk,
+  NODE_FLAGS,
+  NODE_HELP,
+  parseFlags,
+  UsageError,
+  withNode,
+} from "../lib/cli.ts";
+import { DEFAULT_NODE } from "../lib/client.ts";
+
+const help = `Usage: foxchain balance ADDRESS [options]
+
+Prints an address's balance on a node's chain: all received minus all sent, over all blocks
+(the pool does not count). GENESIS shows minus the total minted.
+
+Options:
+${NODE_HELP}
+  -h, --help       show this help`;
+
+/** `foxchain balance` */
+export const command: Command = {
+  name: "balance",
+  summary: "show an address's balance",
+  help,
+  async run(argv) {
+    const flags = parseFlags(argv, NODE_FLAGS, help, true);
+    if (!flags) return 0;
+    if (flags.positionals.length !== 1) throw new UsageError("give exactly one ADDRESS");
+    const reply = await withNode(
+      flags.values.node ?? DEFAULT_NODE,
+      (c) => c.request("balance", { address: flags.positionals[0] }),
+    );
+    const response = expectOk(reply);
+    console.log(flags.values.json ? JSON.stringify(response) : String(response.balance));
+    return 0;
+  },
+};

@@ -1,0 +1,59 @@
+import {
+  type Command,
+  expectOk,
+  intFlag,
+  NODE_FLAGS,
+  NODE_HELP,
+  parseFlags,
+  showTime,
+  table,
+  withNode,
+} from "../lib/cli.ts";
+import { DEFAULT_NODE } from "../lib/client.ts";
+import { type Item, txId } from "../lib/transaction.ts";
+
+const help = `Usage: foxchain pool [options]
+
+Lists the transactions waiting in a node's pool, earliest t first, with their ids.
+
+Options:
+      --limit N    most transactions to show (default: all)
+${NODE_HELP}
+  -h, --help       show this help`;
+
+/** `foxchain pool` */
+export const command: Command = {
+  name: "pool",
+  summary: "list a node's pool",
+  help,
+  async run(argv) {
+    const flags = parseFlags(argv, { limit: { type: "string" }, ...NODE_FLAGS }, help);
+    if (!flags) return 0;
+    const v = flags.values;
+    const limit = intFlag("limit", v.limit, 1, Number.MAX_SAFE_INTEGER) ?? Infinity;
+    const pool: Item[] = [];
+    await withNode(v.node ?? DEFAULT_NODE, async (client) => {
+      let cursor: string | undefined;
+      while (pool.length < limit) {
+        const args: Record<string, unknown> = { limit: Math.min(10_000, limit - pool.length) };
+        if (cursor) args.cursor = cursor;
+        const page = expectOk(await client.request("pool", args));
+        pool.push(...(page.pool as Item[]));
+        if (typeof page.next !== "string") break;
+        cursor = page.next;
+      }
+    });
+    if (v.json) {
+      console.log(JSON.stringify({ pool }));
+    } else if (pool.length === 0) {
+      console.log("Pool is empty.");
+    } else {
+      const rows = pool.map((
+        i,
+      ) => [txId(i).slice(0, 16), showTime(i.t), i.sender, i.receiver, i.amount]);
+      console.log(table(["id", "t", "sender", "receiver", "amount"], rows));
+      console.log(`${pool.length} transactions.`);
+    }
+    return 0;
+  },
+};

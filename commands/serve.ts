@@ -1,0 +1,39 @@
+import { type Command, parseFlags } from "../lib/cli.ts";
+import {
+  COMMON_FLAGS,
+  COMMON_HELP,
+  DEFAULT_DB,
+  runNode,
+  SERVE_FLAGS,
+  SERVE_HELP,
+  serveOptions,
+} from "../lib/node_runner.ts";
+
+const help = `Usage: foxchain serve [options]
+
+Runs the node's WebSocket server (the lab protocol at /ws, port 9000) on a Deno KV file.
+It does not build blocks: run "foxchain build" beside it on the same --db, or use
+"foxchain start" for both in one process. Ctrl-C stops it cleanly.
+
+Options:
+${SERVE_HELP}
+${COMMON_HELP}
+  -h, --help             show this help`;
+
+/** `foxchain serve` */
+export const command: Command = {
+  name: "serve",
+  summary: "run the node's WebSocket server",
+  help,
+  async run(argv) {
+    const flags = parseFlags(argv, { ...SERVE_FLAGS, ...COMMON_FLAGS }, help);
+    if (!flags) return 0;
+    const v = flags.values;
+    return await runNode({
+      db: v.db ?? DEFAULT_DB,
+      debug: v.debug,
+      quiet: v.quiet,
+      serve: serveOptions(v),
+    });
+  },
+};

@@ -1,0 +1,47 @@
+import { type Command, parseFlags } from "../lib/cli.ts";
+import {
+  BUILD_FLAGS,
+  BUILD_HELP,
+  builderOptions,
+  COMMON_FLAGS,
+  COMMON_HELP,
+  DEFAULT_DB,
+  runNode,
+  SERVE_FLAGS,
+  SERVE_HELP,
+  serveOptions,
+} from "../lib/node_runner.ts";
+
+const help = `Usage: foxchain start [options]
+
+Runs a whole node in one process: the WebSocket server and the block builder on one Deno KV
+file. Ctrl-C stops both cleanly.
+
+Server options:
+${SERVE_HELP}
+
+Builder options:
+${BUILD_HELP}
+
+Common options:
+${COMMON_HELP}
+  -h, --help             show this help`;
+
+/** `foxchain start` */
+export const command: Command = {
+  name: "start",
+  summary: "run a whole node: server and builder in one process",
+  help,
+  async run(argv) {
+    const flags = parseFlags(argv, { ...SERVE_FLAGS, ...BUILD_FLAGS, ...COMMON_FLAGS }, help);
+    if (!flags) return 0;
+    const v = flags.values;
+    return await runNode({
+      db: v.db ?? DEFAULT_DB,
+      debug: v.debug,
+      quiet: v.quiet,
+      serve: serveOptions(v),
+      build: builderOptions(v),
+    });
+  },
+};

@@ -1,0 +1,63 @@
+import {
+  type Command,
+  expectOk,
+  NODE_FLAGS,
+  NODE_HELP,
+  parseFlags,
+  showTime,
+  withNode,
+} from "../lib/cli.ts";
+import { DEFAULT_NODE } from "../lib/client.ts";
+import type { BuilderInfo } from "../lib/store.ts";
+
+const help = `Usage: foxchain status [options]
+
+Shows a node's height, tip hash, pool (size, earliest and latest t, span) and the rules its
+builder last announced.
+
+Options:
+${NODE_HELP}
+  -h, --help       show this help`;
+
+/** `foxchain status` */
+export const command: Command = {
+  name: "status",
+  summary: "show a node's height, tip, pool and rules",
+  help,
+  async run(argv) {
+    const flags = parseFlags(argv, NODE_FLAGS, help);
+    if (!flags) return 0;
+    const r = expectOk(
+      await withNode(flags.values.node ?? DEFAULT_NODE, (c) => c.request("status")),
+    );
+    if (flags.values.json) {
+      console.log(JSON.stringify(r));
+      return 0;
+    }
+    const pool = r.pool as {
+      size: number;
+      earliest: number | null;
+      latest: number | null;
+      span: number;
+    };
+    const builder = r.builder as BuilderInfo | null;
+    console.log(
+      [
+        `height   ${r.height}`,
+        `tip      ${r.tip ?? "-"}`,
+        `pool     ${pool.size} transactions` +
+        (pool.earliest === null
+          ? ""
+          : `, ${showTime(pool.earliest)} .. ${showTime(pool.latest!)} (span ${
+            pool.span.toFixed(3)
+          } s)`),
+        `builder  ${
+          builder
+            ? `${builder.rules}, at most ${builder.maxBlock} per block, every ${builder.sleepSeconds} s (pid ${builder.pid})`
+            : "none has run on this database"
+        }`,
+      ].join("\n"),
+    );
+    return 0;
+  },
+};

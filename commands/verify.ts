@@ -1,0 +1,59 @@
+import { CliError, type Command, parseFlags } from "../lib/cli.ts";
+import { DEFAULT_DB } from "../lib/node_runner.ts";
+import { openStore } from "../lib/store.ts";
+import { verifyStore } from "../lib/verify.ts";
+
+const help = `Usage: foxchain verify [options]
+
+Validates the whole stored ledger offline: every block's items, item chain and hash, the links
+between blocks, and balances with running totals. Exits 1 naming the first bad height and why.
+
+Options:
+  -r, --db FILE    Deno KV file to check (default: ${DEFAULT_DB})
+      --indexes    also check the indexes (balances, transaction records, pool) against the chain
+      --json       print the verdict as JSON
+  -h, --help       show this help`;
+
+/** `foxchain verify` */
+export const command: Command = {
+  name: "verify",
+  summary: "validate the stored ledger (offline)",
+  help,
+  async run(argv) {
+    const flags = parseFlags(argv, {
+      db: { type: "string", short: "r" },
+      indexes: { type: "boolean" },
+      json: { type: "boolean" },
+    }, help);
+    if (!flags) return 0;
+    const db = flags.values.db ?? DEFAULT_DB;
+    if (db !== ":memory:") {
+      try {
+        await Deno.stat(db);
+      } catch {
+        throw new CliError(`no database at ${db}`);
+      }
+    }
+    const store = await openStore(db);
+    try {
+      const verdict = await verifyStore(store, { indexes: flags.values.indexes });
+      if (flags.values.json) console.log(JSON.stringify(verdict));
+      if (!verdict.ok) {
+        throw new CliError(`ledger is invalid at height ${verdict.height}: ${verdict.reason}`);
+      }
+      if (!flags.values.json) {
+        console.log(
+          verdict.height < 0
+            ? "Ledger is empty."
+            : `Ledger is valid: ${
+              verdict.height + 1
+            } blocks, ${verdict.transactions} transactions` +
+              (flags.values.indexes ? ", indexes agree." : "."),
+        );
+      }
+      return 0;
+    } finally {
+      await store.close();
+    }
+  },
+};

@@ -1,0 +1,169 @@
+/**
+ * Running a node process: the flags `serve`, `build` and `start` share, turning them into
+ * options, and the run loop with a clean shutdown on Ctrl-C or SIGTERM.
+ */
+import { Builder, type BuilderOptions } from "./builder.ts";
+import { CliError, durationFlag, type FlagValues, intFlag, UsageError } from "./cli.ts";
+import { logger, setupLogging } from "./log.ts";
+import { DEFAULT_MAX_BLOCK, MAX_BLOCK_ITEMS } from "./params.ts";
+import { Protocol } from "./protocol.ts";
+import type { Rule } from "./rules.ts";
+import { type RunningServer, startServer } from "./server.ts";
+import { openStore, type Store } from "./store.ts";
+
+/** Default KV file, in the working directory. */
+export const DEFAULT_DB = "foxchain.kv";
+
+/** Flags every node process takes. */
+export const COMMON_FLAGS = {
+  db: { type: "string", short: "r" },
+  debug: { type: "boolean" },
+  quiet: { type: "boolean", short: "q" },
+} as const;
+
+export const COMMON_HELP =
+  `  -r, --db FILE          Deno KV file holding pool, ledger and peers (default: ${DEFAULT_DB});
+                         :memory: keeps everything in memory
+      --debug            log details too
+  -q, --quiet            log warnings and errors only`;
+
+/** Flags of the server. */
+export const SERVE_FLAGS = {
+  port: { type: "string", short: "p" },
+  hostname: { type: "string" },
+  "max-message": { type: "string" },
+} as const;
+
+export const SERVE_HELP =
+  `  -p, --port N           port to listen on (default: 9000; 0 picks a free one)
+      --hostname HOST    address to listen on (default: 0.0.0.0)
+      --max-message N    largest request in bytes (default: 1048576)`;
+
+/** Flags of the builder. */
+export const BUILD_FLAGS = {
+  rule: { type: "string", multiple: true },
+  size: { type: "string", short: "k" },
+  span: { type: "string" },
+  age: { type: "string" },
+  sleep: { type: "string", short: "t" },
+  "max-block": { type: "string" },
+} as const;
+
+export const BUILD_HELP =
+  `      --rule RULE        proof-of-write rule: span, count or age; repeat to combine
+                         (a block is cut when any holds; default: span)
+  -k, --size N           count rule: cut when the pool holds N records (default: 3)
+      --span DURATION    span rule: cut when latest t - earliest t >= DURATION
+                         (seconds, or 3m, 1m30s...; default: 3m)
+      --age DURATION     age rule: cut when now - earliest t >= DURATION (default: --span)
+  -t, --sleep DURATION   check the rules every DURATION (default: 3)
+      --max-block N      most transactions per block, 1 to ${MAX_BLOCK_ITEMS} (default: ${DEFAULT_MAX_BLOCK})`;
+
+/** Builder options from parsed BUILD_FLAGS. */
+export function builderOptions(v: FlagValues<typeof BUILD_FLAGS>): BuilderOptions {
+  const span = durationFlag("span", v.span) ?? 180;
+  const age = durationFlag("age", v.age) ?? span;
+  const size = intFlag("size", v.size, 1, 1_000_000) ?? 3;
+  const names = v.rule ?? ["span"];
+  const rules: Rule[] = [];
+  for (const name of new Set(names.flatMap((n) => n.split(",")).map((n) => n.trim()))) {
+    if (name === "span") rules.push({ kind: "span", seconds: span });
+    else if (name === "count") rules.push({ kind: "count", size });
+    else if (name === "age") rules.push({ kind: "age", seconds: age });
+    else throw new UsageError(`--rule must be span, count or age, got "${name}"`);
+  }
+  if (v.size !== undefined && !rules.some((r) => r.kind === "count")) {
+    throw new UsageError(`-k/--size sets the count rule: add --rule count`);
+  }
+  if (v.age !== undefined && !rules.some((r) => r.kind === "age")) {
+    throw new UsageError(`--age sets the age rule: add --rule age`);
+  }
+  return {
+    rules,
+    sleepSeconds: durationFlag("sleep", v.sleep) ?? 3,
+    maxBlock: intFlag("max-block", v["max-block"], 1, MAX_BLOCK_ITEMS) ?? DEFAULT_MAX_BLOCK,
+  };
+}
+
+/** What a node process runs. */
+export interface NodeConfig {
+  db: string;
+  debug?: boolean;
+  quiet?: boolean;
+  serve?: { hostname: string; port: number; maxMessageBytes: number };
+  build?: BuilderOptions & { once?: boolean };
+}
+
+/** Server options from parsed SERVE_FLAGS. */
+export function serveOptions(v: FlagValues<typeof SERVE_FLAGS>): NonNullable<NodeConfig["serve"]> {
+  return {
+    hostname: v.hostname ?? "0.0.0.0",
+    port: intFlag("port", v.port, 0, 65535) ?? 9000,
+    maxMessageBytes: intFlag("max-message", v["max-message"], 1024, 64 << 20) ?? 1 << 20,
+  };
+}
+
+async function open(db: string): Promise<Store> {
+  try {
+    return await openStore(db);
+  } catch (error) {
+    throw new CliError(`cannot open database ${db}: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Runs a server, a builder, or both on one store until Ctrl-C or SIGTERM, then shuts down
+ * cleanly: no new requests, the pass under way finishes its commit, the store is closed.
+ */
+export async function runNode(config: NodeConfig): Promise<number> {
+  await setupLogging({ debug: config.debug, quiet: config.quiet });
+  const log = logger("node");
+  const store = await open(config.db);
+  let server: RunningServer | undefined;
+  let builder: Builder | undefined;
+  try {
+    if (config.build?.once) {
+      const result = await new Builder(store, config.build).pass();
+      log
+        .info`Done: ${result.blocks.length} blocks added, ${result.dropped.length} dropped. ${result.reason}`;
+      return 0;
+    }
+    if (config.serve) {
+      try {
+        server = await startServer({
+          protocol: new Protocol(store),
+          hostname: config.serve.hostname,
+          port: config.serve.port,
+          limits: { maxMessageBytes: config.serve.maxMessageBytes },
+        });
+      } catch (error) {
+        throw new CliError(
+          `cannot listen on ${config.serve.hostname}:${config.serve.port}: ${
+            (error as Error).message
+          }`,
+        );
+      }
+      log.info`foxchain is listening on ${server.url} (database ${config.db}).`;
+    }
+    if (config.build) {
+      builder = new Builder(store, config.build);
+      builder.start();
+    }
+    await new Promise<void>((resolve) => {
+      const stop = () => {
+        Deno.removeSignalListener("SIGINT", stop);
+        Deno.removeSignalListener("SIGTERM", stop);
+        resolve();
+      };
+      Deno.addSignalListener("SIGINT", stop);
+      Deno.addSignalListener("SIGTERM", stop);
+    });
+    log.info`Shutting down...`;
+    return 0;
+  } finally {
+    await builder?.stop();
+    await server?.shutdown();
+    await store.close();
+    if (server || builder) log.info`Stopped cleanly.`;
+  }
+}

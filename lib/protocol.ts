@@ -1,0 +1,381 @@
+/**
+ * The lab's WebSocket protocol, independent of the transport: one request text in, one reply
+ * object out. Envelope, ops, status codes and error texts follow the lab (PROTOCOL.md); the
+ * ops `balance`, `tx` and `status` and the detailed `merge` replies are foxchain's additions.
+ */
+import type { Logger } from "@logtape/logtape";
+import { type Block, blockHash } from "./block.ts";
+import { type Clock, monotonicStamper, systemClock } from "./clock.ts";
+import { logger } from "./log.ts";
+import type { Store } from "./store.ts";
+import { admitTx, checkTxFields, isAddress, type Item, type Tx, txToWire } from "./transaction.ts";
+
+/** A reply envelope, as the lab sends it: `error` says "OK"/"Accepted" on success. */
+export interface Reply {
+  status: number;
+  error: string;
+  response?: Record<string, unknown> | null;
+}
+
+/** Limits on what one request may ask for. */
+export const LIMITS = {
+  /** Transactions in one `merge`. */
+  mergeItems: 10_000,
+  /** Blocks in one `merge`. */
+  mergeBlocks: 100,
+  /** Pool transactions in one `pool` reply. */
+  poolPage: 10_000,
+  /** Blocks in one `blocks` reply. */
+  blocksPage: 1_000,
+  /** Items (across blocks) in one `blocks` reply; at least one block is always returned. */
+  blocksItems: 5_000,
+  /** Peer URLs in one `register`, and peers kept in all. */
+  peers: 1_000,
+};
+
+const OK = (response: Record<string, unknown>): Reply => ({ status: 200, error: "OK", response });
+const ACCEPTED: Reply = { status: 202, error: "Accepted" };
+const fail = (status: number, error: string): Reply => ({ status, error, response: null });
+const requires = (op: string, arg: string) =>
+  fail(500, `Operation "${op}" requires the following "args": "${arg}"`);
+
+type Args = Record<string, unknown>;
+type Handler = (args: Args | undefined) => Promise<Reply>;
+
+/** Options of a protocol handler. */
+export interface ProtocolOptions {
+  clock?: Clock;
+  /** The time zone `time` reports (default: this machine's). */
+  timeZone?: string;
+}
+
+/** Answers protocol requests against a store. One instance serves all connections. */
+export class Protocol {
+  readonly #clock: Clock;
+  readonly #stamp: () => number;
+  readonly #timeZone: string;
+  readonly #log: Logger = logger("node");
+  readonly #ops: Record<string, Handler>;
+
+  constructor(readonly store: Store, opts: ProtocolOptions = {}) {
+    this.#clock = opts.clock ?? systemClock;
+    this.#stamp = monotonicStamper(this.#clock);
+    this.#timeZone = opts.timeZone ?? Intl.DateTimeFormat().resolvedOptions().timeZone;
+    this.#ops = {
+      register: (a) => this.#register(a),
+      peers: () => this.#peers(),
+      time: () => this.#time(),
+      pool: (a) => this.#pool(a),
+      merge: (a) => this.#merge(a),
+      blocks: (a) => this.#blocks(a),
+      balance: (a) => this.#balance(a),
+      tx: (a) => this.#tx(a),
+      status: () => this.#status(),
+    };
+  }
+
+  /** The ops this node answers. */
+  get ops(): string[] {
+    return Object.keys(this.#ops);
+  }
+
+  /** Answers one request message. Never throws: a failure becomes a 500 reply. */
+  async handle(text: string): Promise<Reply> {
+    let message: unknown;
+    try {
+      message = JSON.parse(text);
+    } catch {
+      return fail(500, "Cannot parse request message.");
+    }
+    if (typeof message !== "object" || message === null || Array.isArray(message)) {
+      return fail(500, "Message body is not supported.");
+    }
+    const { op, args } = message as { op?: unknown; args?: unknown };
+    if (typeof op !== "string") return fail(500, "Message body is not supported.");
+    const handler = Object.hasOwn(this.#ops, op) ? this.#ops[op] : undefined;
+    if (!handler) return fail(404, `Operation "${clip(op)}" is not supported`);
+    if (args !== undefined && args !== null && (typeof args !== "object" || Array.isArray(args))) {
+      return fail(400, `"args" must be a JSON object`);
+    }
+    try {
+      return await handler((args ?? undefined) as Args | undefined);
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error);
+      this.#log.error`Operation ${op} failed: ${why}`;
+      return fail(500, `Operation "${op}" failed: ${why}`);
+    }
+  }
+
+  async #register(args: Args | undefined): Promise<Reply> {
+    if (!args || !("addr" in args)) return requires("register", "addr");
+    const given = Array.isArray(args.addr) ? args.addr : [args.addr];
+    if (given.length > LIMITS.peers) {
+      return fail(400, `register takes at most ${LIMITS.peers} addresses, got ${given.length}`);
+    }
+    const urls: string[] = [];
+    const ignored: unknown[] = [];
+    for (const addr of given) {
+      const url = peerUrl(addr);
+      if (url) urls.push(url);
+      else ignored.push(addr);
+    }
+    const known = (await this.store.peers()).length;
+    const room = Math.max(0, LIMITS.peers - known);
+    const added = await this.store.addPeers([...new Set(urls)].slice(0, room));
+    if (added > 0) this.#log.info`Registered ${added} new peers.`;
+    // The lab ignores what is not a ws:// or wss:// URL; we still say so.
+    if (ignored.length === 0) return ACCEPTED;
+    return { ...ACCEPTED, response: { added, ignored: ignored.map((a) => clip(String(a))) } };
+  }
+
+  async #peers(): Promise<Reply> {
+    return OK({ peers: await this.store.peers() });
+  }
+
+  #time(): Promise<Reply> {
+    return Promise.resolve(OK({ time: this.#clock.now() / 1000, time_zone: this.#timeZone }));
+  }
+
+  async #pool(args: Args | undefined): Promise<Reply> {
+    const limit = intArg(args, "limit", 1, LIMITS.poolPage) ?? LIMITS.poolPage;
+    if (typeof limit === "string") return fail(400, limit);
+    const cursor = args?.cursor;
+    if (cursor !== undefined && typeof cursor !== "string") {
+      return fail(400, `"cursor" must be the string a previous "pool" reply gave as "next"`);
+    }
+    let page;
+    try {
+      page = await this.store.poolPage(limit, cursor);
+    } catch {
+      return fail(400, `"cursor" is not one a "pool" reply gave`);
+    }
+    const response: Record<string, unknown> = { pool: page.txs.map(txToWire) };
+    if (page.cursor) response.next = page.cursor;
+    return OK(response);
+  }
+
+  async #merge(args: Args | undefined): Promise<Reply> {
+    if (!args || (!("pool" in args) && !("blocks" in args))) return requires("merge", "pool");
+    const details: Record<string, unknown> = {};
+    let acceptedAny = false;
+    let firstProblem = "";
+    if ("pool" in args) {
+      const pool = args.pool;
+      if (!Array.isArray(pool)) return fail(400, `"pool" must be a list of transactions`);
+      if (pool.length > LIMITS.mergeItems) {
+        return fail(
+          400,
+          `merge takes at most ${LIMITS.mergeItems} transactions, got ${pool.length}`,
+        );
+      }
+      const now = this.#clock.now() / 1000;
+      const valid: Tx[] = [];
+      const rejected: { index: number; reason: string }[] = [];
+      pool.forEach((item, index) => {
+        const checked = admitTx(item, { now, stamp: this.#stamp });
+        if (checked.ok) valid.push(checked.value);
+        else rejected.push({ index, reason: checked.reason });
+      });
+      const outcomes = valid.length > 0 ? await this.store.addToPool(valid) : [];
+      const added = outcomes.filter((o) => o.status === "added").length;
+      if (pool.length > 0) {
+        this.#log.info`Merged ${added} new transactions (${
+          outcomes.length - added
+        } already known, ${rejected.length} rejected).`;
+      }
+      if (rejected.length > 0) {
+        for (const r of rejected) this.#log.debug`Rejected item ${r.index}: ${r.reason}`;
+        details.accepted = outcomes.map((o) => o.id);
+        details.rejected = rejected;
+        firstProblem ||= `item ${rejected[0].index}: ${rejected[0].reason}`;
+      }
+      acceptedAny ||= valid.length > 0 || pool.length === 0;
+    }
+    if ("blocks" in args) {
+      const result = await this.#mergeBlocks(args.blocks);
+      if (typeof result === "string") return fail(400, result);
+      if (result.rejected.length > 0) {
+        details.blocks = result;
+        firstProblem ||= `block ${result.rejected[0].index}: ${result.rejected[0].reason}`;
+      }
+      acceptedAny ||= result.rejected.length === 0 || result.appended > 0 || result.known > 0;
+    }
+    if (Object.keys(details).length === 0) return ACCEPTED;
+    if (!acceptedAny) {
+      return { status: 400, error: `Nothing accepted: ${firstProblem}`, response: details };
+    }
+    return { ...ACCEPTED, response: details };
+  }
+
+  /**
+   * Lab 5's `merge` of blocks: each block that extends our tip is validated and appended
+   * through the same path as a block built here; blocks we already have are skipped.
+   */
+  async #mergeBlocks(
+    input: unknown,
+  ): Promise<
+    string | { appended: number; known: number; rejected: { index: number; reason: string }[] }
+  > {
+    if (!Array.isArray(input)) return `"blocks" must be a list of blocks`;
+    if (input.length > LIMITS.mergeBlocks) {
+      return `merge takes at most ${LIMITS.mergeBlocks} blocks, got ${input.length}`;
+    }
+    let appended = 0;
+    let known = 0;
+    const rejected: { index: number; reason: string }[] = [];
+    for (let index = 0; index < input.length; index++) {
+      const parsed = parseWireBlock(input[index]);
+      if (typeof parsed === "string") {
+        rejected.push({ index, reason: parsed });
+        continue;
+      }
+      const tip = await this.store.tip();
+      if (parsed.height !== undefined && parsed.height <= tip.height) {
+        const ours = await this.store.block(parsed.height);
+        if (ours?.hash === blockHash(parsed.items, parsed.prev_hash)) {
+          known++;
+          continue;
+        }
+      }
+      if (parsed.prev_hash !== tip.hash) {
+        rejected.push({ index, reason: `block does not extend our tip (height ${tip.height})` });
+        continue;
+      }
+      const block: Block = {
+        items: parsed.items,
+        prev_hash: parsed.prev_hash,
+        height: tip.height + 1,
+        hash: parsed.hash ?? blockHash(parsed.items, parsed.prev_hash),
+      };
+      const result = await this.store.appendBlock(block);
+      if (result.ok) {
+        appended++;
+        this.#log.info`Block ${block.height} from a peer is added to the blockchain.`;
+      } else {
+        rejected.push({ index, reason: result.reason });
+      }
+    }
+    return { appended, known, rejected };
+  }
+
+  async #blocks(args: Args | undefined): Promise<Reply> {
+    const tip = await this.store.tip();
+    let start = 0;
+    if (args && args.start !== undefined && args.start !== null) {
+      // The lab does int(start) and slices, so "2" works and -1 means the last block.
+      const n = typeof args.start === "string" && /^-?\d+$/.test(args.start.trim())
+        ? Number(args.start)
+        : args.start;
+      if (typeof n !== "number" || !Number.isSafeInteger(n)) {
+        return fail(400, `"start" must be a whole number`);
+      }
+      start = n < 0 ? Math.max(0, tip.height + 1 + n) : n;
+    }
+    const limit = intArg(args, "limit", 1, LIMITS.blocksPage) ?? LIMITS.blocksPage;
+    if (typeof limit === "string") return fail(400, limit);
+    const blocks = start > tip.height
+      ? []
+      : await this.store.blocks(start, limit, LIMITS.blocksItems);
+    const response: Record<string, unknown> = { blocks };
+    const last = blocks.at(-1);
+    if (last && last.height < tip.height) response.next = last.height + 1;
+    return OK(response);
+  }
+
+  async #balance(args: Args | undefined): Promise<Reply> {
+    if (!args || !("address" in args)) return requires("balance", "address");
+    const address = typeof args.address === "string" ? args.address.toLowerCase() : args.address;
+    if (!isAddress(address)) return fail(400, `"address" must be a UUID`);
+    return OK({ address, balance: await this.store.balance(address) });
+  }
+
+  async #tx(args: Args | undefined): Promise<Reply> {
+    if (!args || !("id" in args)) return requires("tx", "id");
+    const id = typeof args.id === "string" ? args.id.toLowerCase() : "";
+    if (!/^[0-9a-f]{64}$/.test(id)) return fail(400, `"id" must be 64 hex digits (a SHA-256)`);
+    const record = await this.store.lookupTx(id);
+    if (!record) return fail(404, `Transaction "${id}" is not known`);
+    const { tx, ...where } = record;
+    return OK({ id, ...where, tx: txToWire(tx) });
+  }
+
+  async #status(): Promise<Reply> {
+    const [tip, pool, builder] = await Promise.all([
+      this.store.tip(),
+      this.store.poolStats(),
+      this.store.builderInfo(),
+    ]);
+    const span = pool.earliest !== null && pool.latest !== null
+      ? Math.round((pool.latest - pool.earliest) * 1e6) / 1e6
+      : 0;
+    return OK({
+      height: tip.height,
+      tip: tip.hash,
+      pool: { ...pool, span },
+      builder,
+      time: this.#clock.now() / 1000,
+    });
+  }
+}
+
+function clip(text: string): string {
+  return text.length > 80 ? `${text.slice(0, 80)}...` : text;
+}
+
+/** A `ws://` or `wss://` URL in normal form, or null. */
+function peerUrl(addr: unknown): string | null {
+  if (typeof addr !== "string" || addr.length > 2048) return null;
+  try {
+    const url = new URL(addr);
+    return url.protocol === "ws:" || url.protocol === "wss:" ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+/** An optional whole-number arg within bounds: the number, undefined, or an error text. */
+function intArg(args: Args | undefined, name: string, min: number, max: number) {
+  const v = args?.[name];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min || v > max) {
+    return `"${name}" must be a whole number from ${min} to ${max}`;
+  }
+  return v;
+}
+
+/** A block as lab 5 relays it: items and prev_hash; height and hash when a foxchain sent it. */
+function parseWireBlock(
+  input: unknown,
+): string | { items: Item[]; prev_hash: string | null; height?: number; hash?: string } {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    return "a block must be a JSON object";
+  }
+  const b = input as Record<string, unknown>;
+  if (!Array.isArray(b.items) || b.items.length === 0) return `"items" must be a non-empty list`;
+  if (b.prev_hash !== null && typeof b.prev_hash !== "string") {
+    return `"prev_hash" must be a hash or null`;
+  }
+  const items: Item[] = [];
+  for (const [i, raw] of b.items.entries()) {
+    if (typeof raw !== "object" || raw === null) return `item ${i} is not an object`;
+    const r = raw as Record<string, unknown>;
+    const item = {
+      sender: r.sender,
+      receiver: r.receiver,
+      amount: r.amount,
+      t: r.t,
+      prev_hash: r.prev_hash ?? null,
+    } as Item;
+    const bad = checkTxFields(item);
+    if (bad) return `item ${i}: ${bad}`;
+    if (item.prev_hash !== null && typeof item.prev_hash !== "string") {
+      return `item ${i}: prev_hash must be a hash or null`;
+    }
+    items.push(item);
+  }
+  const height = typeof b.height === "number" && Number.isSafeInteger(b.height)
+    ? b.height
+    : undefined;
+  const hash = typeof b.hash === "string" ? b.hash : undefined;
+  return { items, prev_hash: b.prev_hash as string | null, height, hash };
+}

@@ -1,0 +1,185 @@
+/**
+ * The node's HTTP and WebSocket front: `GET /` (a short page), `GET /health` (JSON for
+ * scripts) and `/ws` (the lab protocol). Each connection's requests are answered in order, as
+ * the lab's clients expect, with bounds on what a client can make the server hold.
+ */
+
+import { logger } from "./log.ts";
+import type { Protocol, Reply } from "./protocol.ts";
+
+/** Server limits; the defaults suit a lab node. */
+export interface ServerLimits {
+  /** Largest request message in bytes (default 1 MiB); larger ones get a 413 reply. */
+  maxMessageBytes: number;
+  /** Request bytes one connection may have waiting (default 8 MiB); past it, it is closed. */
+  maxPendingBytes: number;
+  /** Reply bytes buffered for a client that does not read (default 16 MiB); past it, closed. */
+  maxBufferedBytes: number;
+}
+
+/** Default limits. */
+export const DEFAULT_LIMITS: ServerLimits = {
+  maxMessageBytes: 1 << 20,
+  maxPendingBytes: 8 << 20,
+  maxBufferedBytes: 16 << 20,
+};
+
+/** Options of `startServer`. */
+export interface ServerOptions {
+  protocol: Protocol;
+  hostname?: string;
+  /** Port to listen on; 0 picks a free one. Default 9000, as in the lab. */
+  port?: number;
+  limits?: Partial<ServerLimits>;
+}
+
+/** A running server. */
+export interface RunningServer {
+  /** The address it listens on. */
+  readonly hostname: string;
+  readonly port: number;
+  /** `ws://host:port/ws` */
+  readonly url: string;
+  /** Open WebSocket connections. */
+  connections(): number;
+  /** Stops accepting, closes every connection, and waits for requests under way to finish. */
+  shutdown(): Promise<void>;
+}
+
+/** Starts the node's server. Resolves once it listens. */
+export function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const limits = { ...DEFAULT_LIMITS, ...opts.limits };
+  const log = logger("server");
+  const sockets = new Set<WebSocket>();
+  const inFlight = new Set<Promise<void>>();
+  const protocol = opts.protocol;
+
+  const handler = (req: Request, info: Deno.ServeHandlerInfo): Response | Promise<Response> => {
+    const url = new URL(req.url);
+    if (url.pathname === "/ws") {
+      if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+        return new Response("Connect to /ws with a WebSocket client.\n", { status: 426 });
+      }
+      // remoteAddr must be read before the upgrade takes the request over.
+      const remote = info.remoteAddr as Deno.NetAddr;
+      const { socket, response } = Deno.upgradeWebSocket(req);
+      attach(socket, `${remote.hostname}:${remote.port}`);
+      return response;
+    }
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      return new Response("Method not allowed\n", { status: 405 });
+    }
+    if (url.pathname === "/health") return health();
+    if (url.pathname === "/") {
+      const ws = `ws://${url.host}/ws`;
+      return new Response(
+        `<!doctype html><title>foxchain node</title><h1>foxchain node</h1>` +
+          `<p>The ledger speaks JSON over a WebSocket at <code>${escapeHtml(ws)}</code>.</p>` +
+          `<p>Try <code>{"op": "status"}</code>. Ops: ${protocol.ops.join(", ")}.</p>` +
+          `<p>Scripts: <a href="/health">/health</a>.</p>\n`,
+        { headers: { "content-type": "text/html; charset=utf-8" } },
+      );
+    }
+    return new Response("Not found. The WebSocket is at /ws.\n", { status: 404 });
+  };
+
+  async function health(): Promise<Response> {
+    try {
+      const [tip, pool] = await Promise.all([protocol.store.tip(), protocol.store.poolStats()]);
+      return Response.json({ ok: true, height: tip.height, pool: pool.size });
+    } catch (error) {
+      return Response.json({ ok: false, error: String(error) }, { status: 503 });
+    }
+  }
+
+  function attach(socket: WebSocket, peer: string): void {
+    let pendingBytes = 0;
+    let chain = Promise.resolve();
+    const close = (code: number, reason: string) => {
+      log.warn`Closing connection from ${peer}: ${reason}`;
+      try {
+        socket.close(code, reason);
+      } catch { /* already closing */ }
+    };
+    const send = (reply: Reply) => {
+      if (socket.readyState !== WebSocket.OPEN) return;
+      if (socket.bufferedAmount > limits.maxBufferedBytes) {
+        close(1008, "client is not reading replies");
+        return;
+      }
+      socket.send(JSON.stringify(reply));
+    };
+    socket.onopen = () => {
+      sockets.add(socket);
+      log.debug`Connection from ${peer}.`;
+    };
+    socket.onclose = () => {
+      sockets.delete(socket);
+      log.debug`Connection from ${peer} closed.`;
+    };
+    socket.onerror = () => {}; // the close event follows and is logged there
+    socket.onmessage = (event: MessageEvent) => {
+      const data = event.data;
+      const size = typeof data === "string" ? data.length : (data as ArrayBuffer).byteLength ?? 0;
+      if (size > limits.maxMessageBytes) {
+        chain = chain.then(() =>
+          send({
+            status: 413,
+            error: `Message is too large: ${size} bytes, at most ${limits.maxMessageBytes}`,
+            response: null,
+          })
+        );
+        return;
+      }
+      if (pendingBytes + size > limits.maxPendingBytes) {
+        close(1008, "too many requests waiting for replies");
+        return;
+      }
+      pendingBytes += size;
+      const text = typeof data === "string" ? data : new TextDecoder().decode(data as ArrayBuffer);
+      // Replies go out in request order: the protocol has no request ids.
+      const done = chain.then(async () => {
+        const reply = await protocol.handle(text);
+        pendingBytes -= size;
+        send(reply);
+      });
+      chain = done;
+      inFlight.add(done);
+      done.finally(() => inFlight.delete(done));
+    };
+  }
+
+  return new Promise((resolve, reject) => {
+    try {
+      const server = Deno.serve({
+        hostname: opts.hostname ?? "0.0.0.0",
+        port: opts.port ?? 9000,
+        onListen: (addr) => {
+          const hostname = addr.hostname;
+          const shown = hostname === "0.0.0.0" ? "127.0.0.1" : hostname;
+          resolve({
+            hostname,
+            port: addr.port,
+            url: `ws://${shown}:${addr.port}/ws`,
+            connections: () => sockets.size,
+            async shutdown() {
+              for (const socket of sockets) {
+                try {
+                  socket.close(1001, "node is shutting down");
+                } catch { /* already closed */ }
+              }
+              await Promise.allSettled([...inFlight]);
+              await server.shutdown();
+            },
+          });
+        },
+      }, handler);
+    } catch (error) {
+      reject(error);
+    }
+  });
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
