@@ -1,13 +1,7 @@
 /**
  * Logging through LogTape, in the lab's format: `[2021-04-27 00:06:25,074] Pool is cleared.`
  */
-import {
-  configure,
-  getConsoleSink,
-  getLogger,
-  type Logger,
-  type LogRecord,
-} from "@logtape/logtape";
+import { configure, getLogger, type Logger, type LogRecord } from "@logtape/logtape";
 
 /** The logger of one part of foxchain, e.g. `logger("builder")`. */
 export function logger(part: string): Logger {
