@@ -7,7 +7,7 @@ import { RunningBalances } from "./balances.ts";
 import { type Block, makeBlock } from "./block.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { logger } from "./log.ts";
-import { DEFAULT_MAX_BLOCK, GENESIS, MAX_BLOCK_ITEMS } from "./params.ts";
+import { DEFAULT_MAX_BLOCK, MAX_BLOCK_ITEMS } from "./params.ts";
 import { describeRules, type Rule, shouldCut } from "./rules.ts";
 import type { Dropped, Store } from "./store.ts";
 import { txToWire } from "./transaction.ts";
@@ -76,7 +76,8 @@ export class Builder {
       ]);
       this.#log.debug`Rule holds: ${decision.reason}`;
       this.#log.info`Packing ${txs.length} transactions...`;
-      const senders = [...new Set(txs.map((tx) => tx.sender).filter((s) => s !== GENESIS))];
+      // GENESIS included: its balance (minus the supply so far) decides the supply cap.
+      const senders = [...new Set(txs.map((tx) => tx.sender))];
       const stored = await this.store.balances(senders);
       const balances = new RunningBalances((a) => stored.get(a) ?? 0);
       const included = [];
