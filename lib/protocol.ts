@@ -324,7 +324,8 @@ function clip(text: string): string {
 
 /** A `ws://` or `wss://` URL in normal form, or null. */
 function peerUrl(addr: unknown): string | null {
-  if (typeof addr !== "string" || addr.length > 2048) return null;
+  // 1,024 characters keeps the key ["peer", url] well inside KV's 2 KiB key limit.
+  if (typeof addr !== "string" || addr.length > 1024) return null;
   try {
     const url = new URL(addr);
     return url.protocol === "ws:" || url.protocol === "wss:" ? url.href : null;
