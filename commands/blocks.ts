@@ -26,7 +26,6 @@ ${NODE_HELP}
 /** `foxchain blocks` */
 export const command: Command = {
   name: "blocks",
-  summary: "list a node's blocks",
   help,
   async run(argv) {
     const flags = parseFlags(argv, {

@@ -29,7 +29,6 @@ Examples:
 /** `foxchain build` */
 export const command: Command = {
   name: "build",
-  summary: "run the block builder",
   help,
   async run(argv) {
     const flags = parseFlags(

@@ -12,7 +12,6 @@ ${NODE_HELP}
 /** `foxchain peers` */
 export const command: Command = {
   name: "peers",
-  summary: "list a node's peers",
   help,
   async run(argv) {
     const flags = parseFlags(argv, NODE_FLAGS, help);

@@ -24,7 +24,6 @@ ${NODE_HELP}
 /** `foxchain pool` */
 export const command: Command = {
   name: "pool",
-  summary: "list a node's pool",
   help,
   async run(argv) {
     const flags = parseFlags(argv, { limit: { type: "string" }, ...NODE_FLAGS }, help);

@@ -20,7 +20,6 @@ ${NODE_HELP}
 /** `foxchain register` */
 export const command: Command = {
   name: "register",
-  summary: "tell a node about peers",
   help,
   async run(argv) {
     const flags = parseFlags(argv, NODE_FLAGS, help, true);

@@ -29,7 +29,6 @@ ${NODE_HELP}
 /** `foxchain send` */
 export const command: Command = {
   name: "send",
-  summary: "send a transaction to a node",
   help,
   async run(argv) {
     const flags = parseFlags(argv, {

@@ -23,7 +23,6 @@ ${COMMON_HELP}
 /** `foxchain serve` */
 export const command: Command = {
   name: "serve",
-  summary: "run the node's WebSocket server",
   help,
   async run(argv) {
     const flags = parseFlags(argv, { ...SERVE_FLAGS, ...COMMON_FLAGS }, help);

@@ -30,7 +30,6 @@ ${COMMON_HELP}
 /** `foxchain start` */
 export const command: Command = {
   name: "start",
-  summary: "run a whole node: server and builder in one process",
   help,
   async run(argv) {
     const flags = parseFlags(argv, { ...SERVE_FLAGS, ...BUILD_FLAGS, ...COMMON_FLAGS }, help);

@@ -22,7 +22,6 @@ ${NODE_HELP}
 /** `foxchain status` */
 export const command: Command = {
   name: "status",
-  summary: "show a node's height, tip, pool and rules",
   help,
   async run(argv) {
     const flags = parseFlags(argv, NODE_FLAGS, help);

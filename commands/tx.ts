@@ -23,7 +23,6 @@ ${NODE_HELP}
 /** `foxchain tx` */
 export const command: Command = {
   name: "tx",
-  summary: "look a transaction up by id",
   help,
   async run(argv) {
     const flags = parseFlags(argv, NODE_FLAGS, help, true);

@@ -17,7 +17,6 @@ Options:
 /** `foxchain verify` */
 export const command: Command = {
   name: "verify",
-  summary: "validate the stored ledger (offline)",
   help,
   async run(argv) {
     const flags = parseFlags(argv, {
