@@ -24,12 +24,15 @@ interface Walk {
   verdict: Verdict;
   /** Balances and transaction ids the chain implies (meaningful when the verdict is ok). */
   balances: RunningBalances;
-  ids: Set<string>;
+  /** Where each transaction id sits in the chain. */
+  ids: Map<string, { height: number; index: number }>;
+  /** Hash of the last block (null for an empty chain). */
+  lastHash: string | null;
 }
 
 async function walkChain(blocks: AsyncIterable<Block> | Iterable<Block>): Promise<Walk> {
   const balances = new RunningBalances(() => 0);
-  const ids = new Set<string>();
+  const ids = new Map<string, { height: number; index: number }>();
   let expected = 0;
   let prevHash: string | null = null;
   let transactions = 0;
@@ -38,6 +41,7 @@ async function walkChain(blocks: AsyncIterable<Block> | Iterable<Block>): Promis
       verdict: { ok: false, height: expected, reason },
       balances,
       ids,
+      lastHash: prevHash,
     });
     if (block.height !== expected) {
       return fail(`block ${expected} is missing (found ${block.height})`);
@@ -51,7 +55,7 @@ async function walkChain(blocks: AsyncIterable<Block> | Iterable<Block>): Promis
       const tx = itemTx(block.items[i]);
       const id = txId(tx);
       if (ids.has(id)) return fail(`item ${i}: transaction ${id} appears twice in the chain`);
-      ids.add(id);
+      ids.set(id, { height: expected, index: i });
       const overspend = balances.apply(tx);
       if (overspend) return fail(`item ${i}: ${overspend}`);
     }
@@ -59,7 +63,12 @@ async function walkChain(blocks: AsyncIterable<Block> | Iterable<Block>): Promis
     prevHash = block.hash;
     expected++;
   }
-  return { verdict: { ok: true, height: expected - 1, transactions }, balances, ids };
+  return {
+    verdict: { ok: true, height: expected - 1, transactions },
+    balances,
+    ids,
+    lastHash: prevHash,
+  };
 }
 
 /**
@@ -70,7 +79,7 @@ export async function verifyStore(
   store: Store,
   opts: { indexes?: boolean } = {},
 ): Promise<Verdict> {
-  const { verdict, balances, ids: chainIds } = await walkChain(store.allBlocks());
+  const { verdict, balances, ids: chainIds, lastHash } = await walkChain(store.allBlocks());
   if (!verdict.ok) return verdict;
   const tip = await store.tip();
   const fail = (reason: string): Verdict => ({ ok: false, height: verdict.height, reason });
@@ -84,6 +93,9 @@ export async function verifyStore(
   }
   if (tip.height !== verdict.height) {
     return fail(`tip says height ${tip.height}, chain ends at ${verdict.height}`);
+  }
+  if (tip.hash !== lastHash) {
+    return fail(`tip says hash ${tip.hash}, block ${verdict.height} hashes to ${lastHash}`);
   }
   if (!opts.indexes) return verdict;
 
@@ -100,12 +112,26 @@ export async function verifyStore(
     if (value !== 0 && !seen.has(address)) return fail(`balance index lacks ${address}`);
   }
   let pooled = 0;
+  let chained = 0;
   for await (const [id, record] of store.allTxRecords()) {
     if (txId(record.tx) !== id) return fail(`transaction record ${id} holds another transaction`);
     if ((record.state === "chain") !== chainIds.has(id)) {
       return fail(`transaction ${id} is recorded as ${record.state} but the chain disagrees`);
     }
+    if (record.state === "chain") {
+      chained++;
+      const at = chainIds.get(id)!;
+      if (record.height !== at.height || record.index !== at.index) {
+        return fail(
+          `transaction ${id} is recorded at ${record.height}/${record.index}, ` +
+            `the chain has it at ${at.height}/${at.index}`,
+        );
+      }
+    }
     if (record.state === "pool") pooled++;
+  }
+  if (chained !== chainIds.size) {
+    return fail(`${chainIds.size - chained} transactions in the chain have no record`);
   }
   let poolEntries = 0;
   for await (const [id, tx] of store.allPoolEntries()) {
