@@ -25,6 +25,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command:
   },
   peers: { summary: "list a node's peers", load: () => import("./commands/peers.ts") },
   register: { summary: "tell a node about peers", load: () => import("./commands/register.ts") },
+  call: {
+    summary: "send one raw protocol request and print the reply",
+    load: () => import("./commands/call.ts"),
+  },
   verify: {
     summary: "validate the stored ledger (offline)",
     load: () => import("./commands/verify.ts"),

@@ -13,18 +13,18 @@ import { monotonicStamper, systemClock } from "../lib/clock.ts";
 import { GENESIS } from "../lib/params.ts";
 import { admitTx, txId, txToWire } from "../lib/transaction.ts";
 
-const help = `Usage: foxchain send --to ADDRESS --amount N [options]
+const help = `Usage: foxchain send --to UUID --amount N [options]
 
 Sends one transaction to a node's pool. The transaction is stamped here (its t), so its id is
 known before sending and sending it again is safe: a node never adds the same id twice.
 Prints the transaction id and the node's answer.
 
 Options:
-      --from ADDRESS   sender, a UUID (default: GENESIS ${GENESIS}, which mints)
-      --to ADDRESS     receiver, a UUID
-      --amount N       a positive whole number
+      --from UUID  sender (default: GENESIS, ${GENESIS}, which mints)
+      --to UUID    receiver
+      --amount N   a positive whole number
 ${NODE_HELP}
-  -h, --help           show this help`;
+  -h, --help       show this help`;
 
 /** `foxchain send` */
 export const command: Command = {
