@@ -7,7 +7,10 @@ import { CliError, type Command, UsageError } from "./lib/cli.ts";
 import { NodeUnreachable } from "./lib/client.ts";
 
 /** Command name → summary and loader. Summaries live here so `--help` loads no command. */
-const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
+export const COMMANDS: Record<
+  string,
+  { summary: string; load: () => Promise<{ command: Command }> }
+> = {
   start: {
     summary: "run a whole node: server and builder in one process",
     load: () => import("./commands/start.ts"),
