@@ -1,17 +1,20 @@
 import assert from "node:assert/strict";
 import { Builder } from "../lib/builder.ts";
 import { type Block, makeBlock } from "../lib/block.ts";
-import { BODY_PART_ITEMS } from "../lib/params.ts";
+import { commitWithRetry, isLockedError } from "../lib/kv_retry.ts";
+import { BODY_PART_ITEMS, MAX_BLOCK_ITEMS } from "../lib/params.ts";
 import { openStore, Store, StoreError } from "../lib/store.ts";
 import { type Tx, txId } from "../lib/transaction.ts";
 import { verifyStore } from "../lib/verify.ts";
 import {
   A,
+  addr,
   appendChain,
   assertEachInOnePlace,
   B,
   C,
   D,
+  fakeClock,
   GENESIS,
   mints,
   sampleChain,
@@ -426,4 +429,82 @@ Deno.test("peers: remembered once, listed sorted", async () => {
     assert.equal(await store.addPeers(["ws://a:9000/ws", "ws://c:9000/ws"]), 1);
     assert.deepEqual(await store.peers(), ["ws://a:9000/ws", "ws://b:9000/ws", "ws://c:9000/ws"]);
   });
+});
+
+Deno.test("a block of MAX_BLOCK_ITEMS transfers between new addresses fits one atomic commit", async () => {
+  await withStore(async (store) => {
+    // The worst case for a commit: every transaction touches two balances no other one does.
+    const funds = Array.from(
+      { length: MAX_BLOCK_ITEMS },
+      (_, i) => tx(GENESIS, addr(i), 5, T0 + i / 1000),
+    );
+    await appendChain(store, [funds]);
+    const transfers = Array.from(
+      { length: MAX_BLOCK_ITEMS },
+      (_, i) => tx(addr(i), addr(1000 + i), 5, T0 + 1 + i / 1000),
+    );
+    await store.addToPool(transfers);
+    const builder = new Builder(store, { ...oneRule, maxBlock: MAX_BLOCK_ITEMS });
+    const result = await builder.pass();
+    assert.deepEqual(result.blocks.map((b) => b.items.length), [MAX_BLOCK_ITEMS]);
+    assert.equal(await store.balance(addr(1000 + MAX_BLOCK_ITEMS - 1)), 5);
+    // Undoing it is one atomic commit too.
+    assert.equal((await store.undoTip())?.height, 1);
+    assert.equal((await store.poolStats()).size, MAX_BLOCK_ITEMS);
+    assert.equal(await store.balance(addr(0)), 5);
+  });
+});
+
+Deno.test("a block considering more than MAX_BLOCK_ITEMS transactions is refused", async () => {
+  await withStore(async (store) => {
+    const block = makeBlock(0, null, mints(MAX_BLOCK_ITEMS + 1));
+    const result = await store.appendBlock(block);
+    assert.ok(!result.ok && !result.conflict);
+    assert.match(result.reason, /considers 241 transactions, max 240/);
+  });
+});
+
+Deno.test("commitWithRetry retries locked-database errors with back-off, nothing else", async () => {
+  assert.ok(isLockedError(new TypeError("database is locked")));
+  assert.ok(isLockedError(new Error("Database is busy")));
+  assert.ok(!isLockedError(new Error("disk I/O error")));
+  assert.ok(!isLockedError("database is locked"));
+  const policy = { attempts: 4, baseDelayMs: 10, maxDelayMs: 100 };
+  const clock = fakeClock();
+  try {
+    let calls = 0;
+    const flaky = commitWithRetry(() => {
+      calls++;
+      return calls < 4
+        ? Promise.reject(new TypeError("database is locked"))
+        : Promise.resolve("ok");
+    }, policy);
+    await clock.runAllAsync();
+    assert.equal(await flaky, "ok");
+    assert.equal(calls, 4);
+    // Waits are bounded by 2^i * base, capped: 20 + 40 + 80 ms at most here.
+    assert.ok(Date.now() - T0 * 1000 <= 140, `waited ${Date.now() - T0 * 1000} ms`);
+
+    calls = 0;
+    const stuck = commitWithRetry(() => {
+      calls++;
+      return Promise.reject(new TypeError("database is locked"));
+    }, policy);
+    const refused = assert.rejects(stuck, /database is locked/);
+    await clock.runAllAsync();
+    await refused;
+    assert.equal(calls, policy.attempts);
+
+    calls = 0;
+    await assert.rejects(
+      commitWithRetry(() => {
+        calls++;
+        return Promise.reject(new Error("disk I/O error"));
+      }, policy),
+      /disk I\/O error/,
+    );
+    assert.equal(calls, 1, "other errors are not retried");
+  } finally {
+    clock.uninstall();
+  }
 });
