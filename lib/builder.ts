@@ -107,6 +107,11 @@ export class Builder {
         this.#log.debug`Block ${block.height} has hash ${block.hash}.`;
         return { blocks: [block], dropped, reason: decision.reason };
       }
+      if (!result.conflict && (await this.store.tip()).hash !== tip.hash) {
+        // Another builder appended after we read the tip: our block no longer extends it.
+        this.#log.info`Chain changed while packing (${result.reason}); trying again.`;
+        continue;
+      }
       if (!result.conflict) {
         // Cannot happen for a block built from a consistent store; say so loudly.
         this.#log.error`Block is invalid and dropped: ${result.reason}`;

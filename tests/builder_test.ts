@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Builder, type BuilderOptions, type PassResult } from "../lib/builder.ts";
 import { MAX_SUPPLY } from "../lib/params.ts";
 import { DEFAULT_RULES } from "../lib/rules.ts";
-import { openStore, type Store } from "../lib/store.ts";
+import { openStore, Store } from "../lib/store.ts";
 import { txId } from "../lib/transaction.ts";
 import { verifyStore } from "../lib/verify.ts";
 import { A, B, C, type FakeClock, fakeClock, GENESIS, mints, T0, tx } from "./fixtures/helpers.ts";
@@ -305,6 +305,37 @@ Deno.test("Builder refuses bad options", async () => {
     }
     assert.equal(new Builder(store, { rules: DEFAULT_RULES }).maxBlock, 200);
     assert.equal(new Builder(store, { rules: DEFAULT_RULES, maxBlock: 240 }).maxBlock, 240);
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("a builder whose tip moved under it (another builder appended) packs again on the new tip", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const store = new Store(kv);
+  try {
+    await store.init();
+    const [first, second] = [tx(GENESIS, A, 1, T0), tx(GENESIS, B, 2, T0 + 1)];
+    await store.addToPool([first, second]);
+    const rules = [{ kind: "count" as const, size: 1 }];
+    const other = new Builder(new Store(kv), { rules, maxBlock: 1 });
+    // Our builder reads the tip and the pool, then the other one appends before we do.
+    const ours = new Store(kv);
+    const append = ours.appendBlock.bind(ours);
+    let raced = false;
+    ours.appendBlock = async (block, dropped) => {
+      if (!raced) {
+        raced = true;
+        assert.deepEqual(sizes(await other.buildOnce()), [1]);
+      }
+      return await append(block, dropped);
+    };
+    const result = await new Builder(ours, { rules, maxBlock: 1 }).buildOnce();
+    assert.ok(raced);
+    assert.deepEqual(heights(result), [1], `no block built: ${result.reason}`);
+    assert.equal(txId(result.blocks[0].items[0]), txId(second));
+    const verdict = await verifyStore(store, { indexes: true });
+    assert.deepEqual(verdict, { ok: true, height: 1, transactions: 2 });
   } finally {
     await store.close();
   }

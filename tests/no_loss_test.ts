@@ -138,3 +138,43 @@ Deno.test("two processes on one KV file: child merges while we build, locked com
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("two builder processes and our merges on one KV file: one chain, nothing lost", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "foxchain-builders-" });
+  const path = `${dir}/ledger.kv`;
+  const store = await openStore(path);
+  try {
+    const txs = workload(2000);
+    await store.addToPool(txs.slice(0, 1000));
+    const builders = [1, 2].map(() =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--unstable-kv", fixture("builder_child.ts"), path, "10"],
+        stdout: "piped",
+        stderr: "piped",
+      }).output()
+    );
+    // Merge the rest while they build, in small concurrent merges.
+    const rest = txs.slice(1000);
+    for (let i = 0; i < rest.length; i += 40) {
+      await Promise.all([0, 10, 20, 30].map((j) => store.addToPool(rest.slice(i + j, i + j + 10))));
+    }
+    const dec = new TextDecoder();
+    for (const out of await Promise.all(builders)) {
+      const stderr = dec.decode(out.stderr);
+      assert.equal(out.code, 0, stderr);
+      // Losing a race to the other builder is no error (it used to log "Block is invalid").
+      assert.doesNotMatch(stderr, /ERROR/);
+      assert.match(stderr, /Block is added to the blockchain\./);
+    }
+    // A child stops when it finds the pool empty; build what arrived after that.
+    await new Builder(store, { rules: [{ kind: "count", size: 1 }], maxBlock: 10 }).pass();
+    const counts = await assertEachInOnePlace(store, txs);
+    assert.equal(counts.pool, 0);
+    const verdict = await verifyStore(store, { indexes: true });
+    assert.ok(verdict.ok, JSON.stringify(verdict));
+    assert.equal(verdict.transactions, counts.chain);
+  } finally {
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
