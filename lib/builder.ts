@@ -119,7 +119,11 @@ export class Builder {
       }
       this.#log.info`Chain changed while packing (${result.reason}); trying again.`;
     }
-    throw new Error(`gave up after ${CONFLICT_ATTEMPTS} conflicting attempts to append a block`);
+    // Every lost race means another writer (a second builder, a peer's block) moved the chain,
+    // so the pool is being served; try again at the next tick rather than fail.
+    this.#log
+      .warn`Lost ${CONFLICT_ATTEMPTS} races to other writers in a row; trying again next tick.`;
+    return { blocks: [], dropped: [], reason: "other writers kept changing the chain" };
   }
 
   /** Builds blocks while a rule holds: one tick's work. */
