@@ -39,6 +39,11 @@ export type AppendResult =
   | { ok: false; conflict: true; reason: string }
   | { ok: false; conflict: false; reason: string };
 
+/** The result of trying to append a run of blocks (all or none). */
+export type AppendBlocksResult =
+  | { ok: true; blocks: Block[] }
+  | { ok: false; conflict: boolean; reason: string };
+
 interface BlockHeader {
   height: number;
   hash: string;
@@ -74,6 +79,11 @@ const K = {
 const SCHEMA_VERSION = 1;
 /** Transactions per pool commit: each needs one `check`, and an atomic allows 100. */
 const POOL_BATCH = 100;
+/** Most mutations one `appendBlocks` commit may make: Deno KV's limit per atomic. */
+export const MAX_RUN_MUTATIONS = 1000;
+/** Most bytes of keys and values (as JSON, close to KV's own count) one run may write; KV's
+ * limit per atomic is 800 KiB, and this leaves room for its encoding overhead. */
+export const MAX_RUN_BYTES = 600 * 1024;
 /** Check conflicts tolerated before an operation gives up (each retry re-reads first). */
 const CONFLICT_ATTEMPTS = 20;
 
@@ -314,101 +324,177 @@ export class Store {
    * itself is invalid on top of this chain.
    */
   async appendBlock(block: Block, dropped: readonly Dropped[] = []): Promise<AppendResult> {
-    const invalid = (reason: string): AppendResult => ({ ok: false, conflict: false, reason });
-    if (block.items.length + dropped.length > MAX_BLOCK_ITEMS) {
-      return invalid(
-        `block considers ${
-          block.items.length + dropped.length
-        } transactions, max ${MAX_BLOCK_ITEMS}`,
-      );
+    const result = await this.#appendRun([{ block, dropped }]);
+    return result.ok ? { ok: true, block } : result;
+  }
+
+  /**
+   * Appends consecutive blocks in one atomic commit: each is validated exactly as
+   * `appendBlock` validates one, on top of the blocks before it in the run, and either all of
+   * them are appended or none. This is what syncing from a peer wants (and what generates long
+   * chains for the benchmark). The run must fit one KV commit: at most MAX_RUN_MUTATIONS
+   * mutations and MAX_RUN_BYTES of values (a block of one transaction takes about five
+   * mutations); a larger run is refused whole with `conflict: false`. Reasons name the block.
+   */
+  async appendBlocks(blocks: readonly Block[]): Promise<AppendBlocksResult> {
+    if (blocks.length === 0) return { ok: true, blocks: [] };
+    const result = await this.#appendRun(blocks.map((block) => ({ block, dropped: [] })));
+    return result.ok ? { ok: true, blocks: [...blocks] } : result;
+  }
+
+  async #appendRun(
+    run: readonly { block: Block; dropped: readonly Dropped[] }[],
+  ): Promise<{ ok: true } | { ok: false; conflict: boolean; reason: string }> {
+    // A lone block keeps appendBlock's reasons word for word; in a run they name the block.
+    const named = (block: Block, reason: string) =>
+      run.length === 1 ? reason : `block ${block.height}: ${reason}`;
+    const invalid = (reason: string) => ({ ok: false as const, conflict: false, reason });
+    for (const { block, dropped } of run) {
+      if (block.items.length + dropped.length > MAX_BLOCK_ITEMS) {
+        return invalid(named(
+          block,
+          `block considers ${
+            block.items.length + dropped.length
+          } transactions, max ${MAX_BLOCK_ITEMS}`,
+        ));
+      }
+      const shape = checkBlockShape(block);
+      if (shape) return invalid(named(block, shape));
     }
-    const shape = checkBlockShape(block);
-    if (shape) return invalid(shape);
 
     const [{ tip, versionstamp }, poolGen] = await Promise.all([
       this.tipEntry(),
       this.kv.get(K.poolGen),
     ]);
-    if (block.height !== tip.height + 1) {
-      return invalid(`block height ${block.height} does not follow tip height ${tip.height}`);
-    }
-    if (block.prev_hash !== tip.hash) {
-      return invalid(`block prev_hash ${block.prev_hash} is not the tip hash ${tip.hash}`);
+    let below: Tip = tip;
+    for (const { block } of run) {
+      if (block.height !== below.height + 1) {
+        return invalid(named(
+          block,
+          `block height ${block.height} does not follow tip height ${below.height}`,
+        ));
+      }
+      if (block.prev_hash !== below.hash) {
+        return invalid(
+          named(block, `block prev_hash ${block.prev_hash} is not the tip hash ${below.hash}`),
+        );
+      }
+      below = { height: block.height, hash: block.hash };
     }
 
-    const txs = block.items.map(itemTx);
-    const ids = txs.map(txId);
-    const droppedIds = dropped.map((d) => txId(d.tx));
-    if (new Set([...ids, ...droppedIds]).size !== ids.length + droppedIds.length) {
-      return invalid("block holds the same transaction twice");
+    const txsOf = run.map(({ block }) => block.items.map(itemTx));
+    const idsOf = txsOf.map((txs) => txs.map(txId));
+    const droppedIdsOf = run.map(({ dropped }) => dropped.map((d) => txId(d.tx)));
+    const everyId = [...idsOf.flat(), ...droppedIdsOf.flat()];
+    if (new Set(everyId).size !== everyId.length) {
+      for (let b = 0; b < run.length; b++) {
+        const own = [...idsOf[b], ...droppedIdsOf[b]];
+        if (new Set(own).size !== own.length) {
+          return invalid(named(run[b].block, "block holds the same transaction twice"));
+        }
+      }
+      return invalid("two blocks of the run hold the same transaction");
     }
-    const records = await getAll<TxRecord>(this.kv, [...ids, ...droppedIds].map(K.tx));
-    const addresses = [...new Set(txs.flatMap((tx) => [tx.sender, tx.receiver]))];
+    const records = await getAll<TxRecord>(this.kv, everyId.map(K.tx));
+    const recordOf = new Map(everyId.map((id, i) => [id, records[i].value]));
+    const addresses = [...new Set(txsOf.flat().flatMap((tx) => [tx.sender, tx.receiver]))];
     const base = await this.balances(addresses);
     const balances = new RunningBalances((a) => base.get(a) ?? 0);
 
     const op = this.kv.atomic().check({ key: K.tip, versionstamp });
+    let mutations = 0;
+    let bytes = 0;
+    const set = (key: Deno.KvKey, value: unknown) => {
+      op.set(key, value);
+      mutations++;
+      bytes += JSON.stringify(key).length + (JSON.stringify(value)?.length ?? 0);
+    };
+    const remove = (key: Deno.KvKey) => {
+      op.delete(key);
+      mutations++;
+    };
     let leavingPool = 0;
     let unknown = false;
-    for (let i = 0; i < txs.length; i++) {
-      const record = records[i].value;
-      if (record?.state === "chain") {
-        return invalid(`item ${i}: transaction ${ids[i]} is already in block ${record.height}`);
-      }
-      const bad = balances.apply(txs[i]);
-      if (bad) return invalid(`item ${i}: ${bad}`);
-      if (record?.state === "pool") {
-        op.delete(K.pool(txs[i].t, ids[i]));
-        leavingPool++;
-      } else {
-        unknown = true; // not in our pool: a merge of it could race us, see below
-      }
-      op.set(
-        K.tx(ids[i]),
-        {
-          state: "chain",
-          tx: txs[i],
-          height: block.height,
-          index: i,
-        } satisfies TxRecord,
-      );
-    }
     const now = Date.now() / 1000;
-    for (let j = 0; j < dropped.length; j++) {
-      const record = records[txs.length + j].value;
-      if (record?.state !== "pool") return { ok: false, conflict: true, reason: "pool changed" };
-      const { tx, reason } = dropped[j];
-      op.delete(K.pool(tx.t, droppedIds[j]))
-        .set(K.tx(droppedIds[j]), { state: "dropped", tx, reason, at: now } satisfies TxRecord);
-      leavingPool++;
+    for (let b = 0; b < run.length; b++) {
+      const { block, dropped } = run[b];
+      const txs = txsOf[b];
+      const ids = idsOf[b];
+      for (let i = 0; i < txs.length; i++) {
+        const record = recordOf.get(ids[i]);
+        if (record?.state === "chain") {
+          return invalid(named(
+            block,
+            `item ${i}: transaction ${ids[i]} is already in block ${record.height}`,
+          ));
+        }
+        const bad = balances.apply(txs[i]);
+        if (bad) return invalid(named(block, `item ${i}: ${bad}`));
+        if (record?.state === "pool") {
+          remove(K.pool(txs[i].t, ids[i]));
+          leavingPool++;
+        } else {
+          unknown = true; // not in our pool: a merge of it could race us, see below
+        }
+        set(
+          K.tx(ids[i]),
+          {
+            state: "chain",
+            tx: txs[i],
+            height: block.height,
+            index: i,
+          } satisfies TxRecord,
+        );
+      }
+      for (let j = 0; j < dropped.length; j++) {
+        const id = droppedIdsOf[b][j];
+        if (recordOf.get(id)?.state !== "pool") {
+          return { ok: false, conflict: true, reason: "pool changed" };
+        }
+        const { tx, reason } = dropped[j];
+        remove(K.pool(tx.t, id));
+        set(K.tx(id), { state: "dropped", tx, reason, at: now } satisfies TxRecord);
+        leavingPool++;
+      }
+      const parts = Math.ceil(block.items.length / BODY_PART_ITEMS);
+      for (let p = 0; p < parts; p++) {
+        set(
+          K.body(block.height, p),
+          block.items.slice(p * BODY_PART_ITEMS, (p + 1) * BODY_PART_ITEMS),
+        );
+      }
+      set(
+        K.block(block.height),
+        {
+          height: block.height,
+          hash: block.hash,
+          prev_hash: block.prev_hash,
+          count: block.items.length,
+          parts,
+        } satisfies BlockHeader,
+      );
     }
     // A transaction we did not have in the pool could be merged between our read and our
     // commit, leaving a pool entry for a transaction in the chain. Every pool commit bumps
     // poolGen, so checking it rules that out (only blocks from peers ever need this).
     if (unknown) op.check({ key: K.poolGen, versionstamp: poolGen.versionstamp });
-    for (const [address, value] of balances.changed) op.set(K.balance(address), value);
-    const parts = Math.ceil(block.items.length / BODY_PART_ITEMS);
-    for (let p = 0; p < parts; p++) {
-      op.set(
-        K.body(block.height, p),
-        block.items.slice(p * BODY_PART_ITEMS, (p + 1) * BODY_PART_ITEMS),
+    for (const [address, value] of balances.changed) set(K.balance(address), value);
+    const last = run[run.length - 1].block;
+    set(K.tip, { height: last.height, hash: last.hash } satisfies Tip);
+    if (leavingPool > 0) {
+      op.sum(K.poolSize, delta(-leavingPool));
+      mutations++;
+    }
+    // Checked before committing so that a run too large is refused, never half-tried.
+    if (mutations > MAX_RUN_MUTATIONS || bytes > MAX_RUN_BYTES) {
+      return invalid(
+        `run of ${run.length} blocks needs ${mutations} mutations and about ${bytes} bytes; ` +
+          `one commit takes at most ${MAX_RUN_MUTATIONS} and ${MAX_RUN_BYTES}`,
       );
     }
-    op.set(
-      K.block(block.height),
-      {
-        height: block.height,
-        hash: block.hash,
-        prev_hash: block.prev_hash,
-        count: block.items.length,
-        parts,
-      } satisfies BlockHeader,
-    );
-    op.set(K.tip, { height: block.height, hash: block.hash } satisfies Tip);
-    if (leavingPool > 0) op.sum(K.poolSize, delta(-leavingPool));
     const result = await commitWithRetry(() => op.commit());
     if (!result.ok) return { ok: false, conflict: true, reason: "chain or pool changed meanwhile" };
-    return { ok: true, block };
+    return { ok: true };
   }
 
   /**

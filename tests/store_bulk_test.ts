@@ -1,0 +1,221 @@
+/**
+ * Store.appendBlocks: a run of consecutive blocks in one atomic commit, validated as
+ * appendBlock validates each block, all or nothing.
+ */
+import assert from "node:assert/strict";
+import { type Block, makeBlock } from "../lib/block.ts";
+import { MAX_RUN_MUTATIONS, openStore, Store } from "../lib/store.ts";
+import { type Tx, txId } from "../lib/transaction.ts";
+import { verifyStore } from "../lib/verify.ts";
+import {
+  A,
+  addr,
+  appendChain,
+  assertEachInOnePlace,
+  B,
+  C,
+  GENESIS,
+  placesOf,
+  sampleChain,
+  T0,
+  tx,
+  wrapKv,
+} from "./fixtures/helpers.ts";
+
+/** Blocks on top of `height`/`hash`, one per group, each linked to the one before. */
+function chainOf(groups: readonly Tx[][], height = -1, hash: string | null = null): Block[] {
+  const blocks: Block[] = [];
+  for (const txs of groups) {
+    const block = makeBlock(height + 1, hash, txs);
+    blocks.push(block);
+    height = block.height;
+    hash = block.hash;
+  }
+  return blocks;
+}
+
+/** Everything a store holds, in key order, for comparing two stores. */
+async function dump(store: Store): Promise<[Deno.KvKey, unknown][]> {
+  const out: [Deno.KvKey, unknown][] = [];
+  for await (const entry of store.kv.list({ prefix: [] })) {
+    // KvU64 counters compare by their number.
+    const value = entry.value instanceof Deno.KvU64 ? entry.value.value : entry.value;
+    out.push([entry.key, value]);
+  }
+  return out;
+}
+
+async function withStore(body: (store: Store) => Promise<void>) {
+  const store = await openStore(":memory:");
+  try {
+    await body(store);
+    const verdict = await verifyStore(store, { indexes: true });
+    assert.ok(verdict.ok, JSON.stringify(verdict));
+  } finally {
+    await store.close();
+  }
+}
+
+Deno.test("appendBlocks writes exactly what appendBlock block by block writes", async () => {
+  const one = await openStore(":memory:");
+  const many = await openStore(":memory:");
+  try {
+    const groups = sampleChain();
+    // Some of the transactions wait in the pool first: they must leave it.
+    await one.addToPool([groups[0][1], groups[2][0]]);
+    await many.addToPool([groups[0][1], groups[2][0]]);
+    const blocks = await appendChain(one, groups);
+    const result = await many.appendBlocks(blocks);
+    assert.deepEqual(result, { ok: true, blocks });
+    assert.deepEqual(await dump(many), await dump(one));
+    assert.deepEqual(await many.tip(), { height: 2, hash: blocks[2].hash });
+    assert.equal((await many.poolStats()).size, 0);
+    await assertEachInOnePlace(many, groups.flat());
+    const verdict = await verifyStore(many, { indexes: true });
+    assert.ok(verdict.ok, JSON.stringify(verdict));
+  } finally {
+    await one.close();
+    await many.close();
+  }
+});
+
+Deno.test("appendBlocks extends an existing chain; an empty run changes nothing", async () => {
+  await withStore(async (store) => {
+    const [first, ...rest] = sampleChain();
+    const [b0] = await appendChain(store, [first]);
+    assert.deepEqual(await store.appendBlocks([]), { ok: true, blocks: [] });
+    const blocks = chainOf(rest, b0.height, b0.hash);
+    assert.ok((await store.appendBlocks(blocks)).ok);
+    assert.equal((await store.tip()).height, 2);
+    assert.equal(await store.balance(A), 100 - 10 - 5 + 7 + 1);
+  });
+});
+
+Deno.test("a later block of the run may spend what an earlier one paid in", async () => {
+  await withStore(async (store) => {
+    const blocks = chainOf([[tx(GENESIS, A, 10, T0)], [tx(A, B, 10, T0 + 1)], [
+      tx(B, C, 4, T0 + 2),
+    ]]);
+    assert.ok((await store.appendBlocks(blocks)).ok);
+    assert.deepEqual(
+      [await store.balance(A), await store.balance(B), await store.balance(C)],
+      [0, 6, 4],
+    );
+  });
+});
+
+Deno.test("one bad block refuses the whole run, names the block, and writes nothing", async () => {
+  await withStore(async (store) => {
+    const [b0] = await appendChain(store, [[tx(GENESIS, A, 10, T0)]]);
+    const before = await dump(store);
+    const cases: [Block[], RegExp][] = [
+      // An overspend in the second block of the run.
+      [
+        chainOf([[tx(A, B, 6, T0 + 1)], [tx(A, C, 6, T0 + 2)]], 0, b0.hash),
+        /^block 2: item 0: not enough balance/,
+      ],
+      // A broken link inside the run.
+      [
+        [
+          ...chainOf([[tx(A, B, 1, T0 + 1)]], 0, b0.hash),
+          makeBlock(2, "f".repeat(64), [tx(A, C, 1, T0 + 2)]),
+        ],
+        /^block 2: block prev_hash f{64} is not the tip hash/,
+      ],
+      // A height gap inside the run.
+      [
+        [
+          ...chainOf([[tx(A, B, 1, T0 + 1)]], 0, b0.hash),
+          makeBlock(3, null, [tx(A, C, 1, T0 + 2)]),
+        ],
+        /^block 3: block height 3 does not follow tip height 1/,
+      ],
+      // A run that does not start at the tip.
+      [
+        chainOf([[tx(A, B, 1, T0 + 1)]], 1, "e".repeat(64)),
+        /height 2 does not follow tip height 0/,
+      ],
+      // A transaction already in the chain.
+      [
+        chainOf([[tx(A, B, 1, T0 + 1)], [tx(GENESIS, A, 10, T0)]], 0, b0.hash),
+        /^block 2: item 0: transaction [0-9a-f]{64} is already in block 0/,
+      ],
+      // The same transaction in two blocks of the run.
+      [
+        chainOf([[tx(A, B, 1, T0 + 1)], [tx(A, B, 1, T0 + 1)]], 0, b0.hash),
+        /two blocks of the run hold the same transaction/,
+      ],
+      // A malformed block (its stored hash is wrong).
+      [
+        [
+          ...chainOf([[tx(A, B, 1, T0 + 1)]], 0, b0.hash),
+          { ...chainOf([[tx(A, C, 1, T0 + 2)]], 1, null)[0], hash: "d".repeat(64) },
+        ],
+        /^block 2: block hash is d{64}/,
+      ],
+    ];
+    for (const [blocks, reason] of cases) {
+      const result = await store.appendBlocks(blocks);
+      assert.equal(result.ok, false, String(reason));
+      assert.ok(!result.ok && !result.conflict, String(reason));
+      assert.match(!result.ok ? result.reason : "", reason);
+      assert.deepEqual(await dump(store), before, `store changed after ${reason}`);
+    }
+  });
+});
+
+Deno.test("a run too large for one KV commit is refused before it is tried", async () => {
+  await withStore(async (store) => {
+    // One mint to a new address per block: about five mutations each.
+    const count = Math.ceil(MAX_RUN_MUTATIONS / 4);
+    const blocks = chainOf(
+      Array.from({ length: count }, (_, i) => [tx(GENESIS, addr(i), 1, T0 + i)]),
+    );
+    let commits = 0;
+    const counted = new Store(wrapKv(store.kv, { before: () => void commits++ }));
+    const result = await counted.appendBlocks(blocks);
+    assert.equal(result.ok, false);
+    assert.match(!result.ok ? result.reason : "", /needs \d+ mutations.*at most 1000/);
+    assert.equal(commits, 0);
+    assert.equal((await store.tip()).height, -1);
+    // Split in two, it fits.
+    const half = Math.ceil(count / 2);
+    assert.ok((await store.appendBlocks(blocks.slice(0, half))).ok);
+    assert.ok((await store.appendBlocks(blocks.slice(half))).ok);
+    assert.equal((await store.tip()).height, count - 1);
+  });
+});
+
+Deno.test("a merge racing a run of peer blocks: conflict, then no stray pool entry", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const plain = new Store(kv);
+  let racing: Tx | null = null;
+  const store = new Store(wrapKv(kv, {
+    before: async () => {
+      const t = racing;
+      racing = null;
+      if (t) await plain.addToPool([t]);
+    },
+  }));
+  try {
+    await store.init();
+    const mint = tx(GENESIS, A, 5, T0);
+    const blocks = chainOf([[tx(GENESIS, B, 1, T0 + 1)], [mint]]);
+    racing = mint;
+    const first = await store.appendBlocks(blocks);
+    assert.deepEqual(first, {
+      ok: false,
+      conflict: true,
+      reason: "chain or pool changed meanwhile",
+    });
+    assert.equal((await store.tip()).height, -1);
+    assert.equal((await store.lookupTx(txId(mint)))?.state, "pool");
+    assert.ok((await store.appendBlocks(blocks)).ok);
+    const places = await placesOf(store);
+    assert.equal(places.pool.size, 0);
+    const verdict = await verifyStore(store, { indexes: true });
+    assert.ok(verdict.ok, JSON.stringify(verdict));
+  } finally {
+    await store.close();
+  }
+});
