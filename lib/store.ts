@@ -349,6 +349,7 @@ export class Store {
     const named = (block: Block, reason: string) =>
       run.length === 1 ? reason : `block ${block.height}: ${reason}`;
     const invalid = (reason: string) => ({ ok: false as const, conflict: false, reason });
+    const idsOf: string[][] = [];
     for (const { block, dropped } of run) {
       if (block.items.length + dropped.length > MAX_BLOCK_ITEMS) {
         return invalid(named(
@@ -358,8 +359,10 @@ export class Store {
           } transactions, max ${MAX_BLOCK_ITEMS}`,
         ));
       }
-      const shape = checkBlockShape(block);
+      const ids: string[] = [];
+      const shape = checkBlockShape(block, ids);
       if (shape) return invalid(named(block, shape));
+      idsOf.push(ids);
     }
 
     const [{ tip, versionstamp }, poolGen] = await Promise.all([
@@ -383,7 +386,6 @@ export class Store {
     }
 
     const txsOf = run.map(({ block }) => block.items.map(itemTx));
-    const idsOf = txsOf.map((txs) => txs.map(txId));
     const droppedIdsOf = run.map(({ dropped }) => dropped.map((d) => txId(d.tx)));
     const everyId = [...idsOf.flat(), ...droppedIdsOf.flat()];
     if (new Set(everyId).size !== everyId.length) {
@@ -586,13 +588,22 @@ export class Store {
 
   // ---- whole-store walks (verify, audit) -------------------------------------------------
 
-  /** Every block from height 0 up, in order, read in batches. */
+  /**
+   * Every block from height 0 up, in order, read in batches. The next block's body is read
+   * while the caller works on this one, so a walk's KV reads overlap its validation.
+   */
   async *allBlocks(): AsyncGenerator<Block> {
+    let ahead: Promise<Block> | null = null;
     for await (
       const entry of this.kv.list<BlockHeader>({ prefix: ["block"] }, { batchSize: 500 })
     ) {
-      yield await this.#readBody(entry.value);
+      const reading = this.#readBody(entry.value);
+      // Awaited below; this only keeps a walk that stops early from leaving it unhandled.
+      reading.catch(() => {});
+      if (ahead) yield await ahead;
+      ahead = reading;
     }
+    if (ahead) yield await ahead;
   }
 
   /** Every stored balance. */

@@ -49,11 +49,12 @@ async function walkChain(blocks: AsyncIterable<Block> | Iterable<Block>): Promis
     if (block.prev_hash !== prevHash) {
       return fail(`prev_hash is ${block.prev_hash}, block ${expected - 1} hashes to ${prevHash}`);
     }
-    const bad = checkBlockShape(block);
+    const blockIds: string[] = [];
+    const bad = checkBlockShape(block, blockIds);
     if (bad) return fail(bad);
     for (let i = 0; i < block.items.length; i++) {
       const tx = itemTx(block.items[i]);
-      const id = txId(tx);
+      const id = blockIds[i];
       if (ids.has(id)) return fail(`item ${i}: transaction ${id} appears twice in the chain`);
       ids.set(id, { height: expected, index: i });
       const overspend = balances.apply(tx);

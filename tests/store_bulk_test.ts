@@ -219,3 +219,18 @@ Deno.test("a merge racing a run of peer blocks: conflict, then no stray pool ent
     await store.close();
   }
 });
+
+Deno.test("allBlocks reads ahead yet yields every block in order; stopping early is clean", async () => {
+  await withStore(async (store) => {
+    const blocks = chainOf(
+      Array.from({ length: 30 }, (_, i) => [tx(GENESIS, addr(i), 1, T0 + i)]),
+    );
+    assert.ok((await store.appendBlocks(blocks)).ok);
+    const seen: Block[] = [];
+    for await (const block of store.allBlocks()) seen.push(block);
+    assert.deepEqual(seen, blocks);
+    for await (const block of store.allBlocks()) {
+      if (block.height === 2) break;
+    }
+  });
+});
