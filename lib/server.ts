@@ -4,6 +4,7 @@
  * the lab's clients expect, with bounds on what a client can make the server hold.
  */
 
+import { Buffer } from "node:buffer";
 import { logger } from "./log.ts";
 import type { Protocol, Reply } from "./protocol.ts";
 
@@ -120,7 +121,10 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
     socket.onerror = () => {}; // the close event follows and is logged there
     socket.onmessage = (event: MessageEvent) => {
       const data = event.data;
-      const size = typeof data === "string" ? data.length : (data as ArrayBuffer).byteLength ?? 0;
+      // The limits are in bytes: a string's length counts UTF-16 units, not UTF-8 bytes.
+      const size = typeof data === "string"
+        ? Buffer.byteLength(data, "utf8")
+        : (data as ArrayBuffer).byteLength ?? 0;
       if (size > limits.maxMessageBytes) {
         chain = chain.then(() =>
           send({
