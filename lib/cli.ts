@@ -43,7 +43,7 @@ export function parseFlags<O extends Options>(
   let parsed;
   try {
     parsed = parseArgs({
-      args: argv,
+      args: joinNegativeValues(argv, options),
       options: { ...options, help: { type: "boolean", short: "h" } },
       allowPositionals: positionals,
       strict: true,
@@ -56,6 +56,37 @@ export function parseFlags<O extends Options>(
     return null;
   }
   return { values: parsed.values as FlagValues<O>, positionals: parsed.positionals };
+}
+
+/**
+ * parseArgs refuses "--start -1" (a value that looks like a flag), so a string option followed
+ * by a negative number is passed on as "--start=-1".
+ */
+function joinNegativeValues(argv: string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === "--") {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const name = arg.startsWith("--")
+      ? arg.slice(2)
+      : /^-[^-]$/.test(arg)
+      ? Object.keys(options).find((k) => options[k].short === arg[1])
+      : undefined;
+    const next = argv[i + 1];
+    if (
+      name !== undefined && Object.hasOwn(options, name) && options[name].type === "string" &&
+      next !== undefined && /^-\d/.test(next)
+    ) {
+      out.push(`--${name}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
 }
 
 /** A whole number flag within bounds, or a UsageError. */
