@@ -41,6 +41,9 @@ export const command: Command = {
     const v = flags.values;
     if (v.to === undefined) throw new UsageError("--to is required");
     if (v.amount === undefined) throw new UsageError("--amount is required");
+    if (!/^\s*\d+\s*$/.test(v.amount)) {
+      throw new UsageError(`--amount must be a positive whole number, got "${v.amount}"`);
+    }
     const now = systemClock.now() / 1000;
     const checked = admitTx(
       { sender: v.from ?? GENESIS, receiver: v.to, amount: Number(v.amount.trim() || NaN) },
