@@ -1,0 +1,594 @@
+/**
+ * The command line as a user runs it: `deno run -A main.ts ...` in a child process, checking
+ * stdout, stderr and the exit code (0 ok, 1 failure, 2 usage). Client commands talk to a real
+ * node started here; `verify` reads a real KV file; `serve` and `start` are stopped with Ctrl-C.
+ */
+import assert from "node:assert/strict";
+import denoJson from "../deno.json" with { type: "json" };
+import type { Block } from "../lib/block.ts";
+import { Builder } from "../lib/builder.ts";
+import { NodeClient } from "../lib/client.ts";
+import { GENESIS } from "../lib/params.ts";
+import { type Item, type Tx, txId } from "../lib/transaction.ts";
+import { COMMANDS } from "../main.ts";
+import {
+  poll,
+  runMain,
+  type RunResult,
+  unusedPort,
+  withNode,
+  withProcesses,
+  withTempDir,
+} from "./fixtures/node.ts";
+
+const BF2 = "bc70b89d-4521-454c-bebc-6c2456074bf2";
+const BF1 = "bc70b89d-4521-454c-bebc-6c2456074bf1";
+const BF0 = "bc70b89d-4521-454c-bebc-6c2456074bf0";
+
+const lines = (text: string) => text.split("\n").filter((l) => l !== "");
+
+/** Asserts a usage error: exit 2, nothing on stdout, the message line and the help hint. */
+function assertUsage(r: RunResult, command: string | undefined, message: RegExp | string) {
+  const where = `foxchain${command ? ` ${command}` : ""}`;
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(r.stdout, "");
+  const [first, hint, ...rest] = lines(r.stderr);
+  if (typeof message === "string") assert.equal(first, `${where}: ${message}`);
+  else assert.match(first, message);
+  assert.ok(first.startsWith(`${where}: `), first);
+  assert.equal(hint, `Run "${where} --help" for usage.`);
+  assert.deepEqual(rest, []);
+}
+
+/** Asserts a failure: exit 1 and exactly one stderr line, no stack trace. */
+function assertFails(r: RunResult, command: string, message: RegExp | string) {
+  assert.equal(r.code, 1, `stdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  const err = lines(r.stderr);
+  assert.equal(err.length, 1, r.stderr);
+  if (typeof message === "string") assert.equal(err[0], `foxchain ${command}: ${message}`);
+  else assert.match(err[0], message);
+  assert.doesNotMatch(r.stderr, /^\s+at /m);
+}
+
+/** Asserts success with nothing on stderr; returns stdout's lines. */
+function assertOk(r: RunResult): string[] {
+  assert.equal(r.code, 0, `stdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  assert.equal(r.stderr, "");
+  return lines(r.stdout);
+}
+
+// ---- help, version, usage errors --------------------------------------------------------------
+
+Deno.test("--help, -h and help list every command; each command has its own --help", async () => {
+  const [long, short, word, none] = await Promise.all([
+    runMain(["--help"]),
+    runMain(["-h"]),
+    runMain(["help"]),
+    runMain([]),
+  ]);
+  const out = assertOk(long);
+  assert.match(out[0], new RegExp(`^foxchain ${denoJson.version}: `));
+  assert.ok(out.includes("Usage: foxchain <command> [options]"));
+  for (const [name, { summary }] of Object.entries(COMMANDS)) {
+    assert.ok(out.some((l) => l.trim() === `${name.padEnd(10)}${summary}`), `${name} not listed`);
+  }
+  assert.deepEqual(short, long);
+  assert.deepEqual(word, long);
+  // No command at all is a usage error, with the same help.
+  assert.equal(none.code, 2);
+  assert.equal(none.stdout, long.stdout);
+
+  const names = Object.keys(COMMANDS);
+  const results = await Promise.all(
+    names.flatMap((
+      name,
+    ) => [runMain([name, "--help"]), runMain([name, "-h"]), runMain(["help", name])]),
+  );
+  names.forEach((name, i) => {
+    const [help, h, helpName] = results.slice(i * 3, i * 3 + 3);
+    const text = assertOk(help);
+    assert.match(text[0], new RegExp(`^Usage: foxchain ${name}\\b`));
+    assert.ok(text.some((l) => /-h, --help/.test(l)), `${name} --help does not list --help`);
+    assert.deepEqual(h, help);
+    assert.deepEqual(helpName, help);
+  });
+});
+
+Deno.test("--version and -V print the version from deno.json", async () => {
+  for (const r of await Promise.all([runMain(["--version"]), runMain(["-V"])])) {
+    assert.deepEqual(r, { code: 0, stdout: `foxchain ${denoJson.version}\n`, stderr: "" });
+  }
+});
+
+Deno.test("unknown commands and flags, and bad values, exit 2 with one line and a hint", async () => {
+  const node = `ws://127.0.0.1:${unusedPort()}/ws`;
+  const cases: [string[], string | undefined, RegExp | string][] = [
+    [["nope"], undefined, 'unknown command "nope"'],
+    [["--bogus"], undefined, 'unknown command "--bogus"'],
+    [["status", "--bogus"], "status", "Unknown option '--bogus'"],
+    [["send", "-x"], "send", "Unknown option '-x'"],
+    [["serve", "--bogus=1"], "serve", "Unknown option '--bogus'"],
+    [["status", "extra"], "status", /^foxchain status: Unexpected argument 'extra'/],
+    [["status", "-n"], "status", /argument missing/],
+    [
+      ["send", "--to", BF2, "--amount", "-5", "-n", node],
+      "send",
+      '--amount must be a positive whole number, got "-5"',
+    ],
+    [
+      ["send", "--to", BF2, "--amount", "abc", "-n", node],
+      "send",
+      '--amount must be a positive whole number, got "abc"',
+    ],
+    [
+      ["send", "--to", BF2, "--amount", "0", "-n", node],
+      "send",
+      /"amount" must be a positive whole number/,
+    ],
+    [
+      ["send", "--to", BF2, "--amount", "99999999999999999999", "-n", node],
+      "send",
+      /"amount" must be a positive whole number up to 9007199254740991/,
+    ],
+    [["send", "--amount", "5", "-n", node], "send", "--to is required"],
+    [["send", "--to", BF2, "-n", node], "send", "--amount is required"],
+    [
+      ["send", "--to", "nope", "--amount", "5", "-n", node],
+      "send",
+      '"receiver" is not a UUID: "nope"',
+    ],
+    [
+      ["send", "--to", GENESIS, "--amount", "5", "-n", node],
+      "send",
+      "sender and receiver are the same address",
+    ],
+    [["build", "--rule", "nope"], "build", '--rule must be span, count or age, got "nope"'],
+    [
+      ["build", "--max-block", "999"],
+      "build",
+      '--max-block must be a whole number from 1 to 240, got "999"',
+    ],
+    [
+      ["build", "--max-block", "0"],
+      "build",
+      '--max-block must be a whole number from 1 to 240, got "0"',
+    ],
+    [["build", "-k", "3"], "build", "-k/--size sets the count rule: add --rule count"],
+    [
+      ["build", "--rule", "count", "-k", "-3"],
+      "build",
+      '--size must be a whole number from 1 to 1000000, got "-3"',
+    ],
+    [
+      ["build", "--span", "0"],
+      "build",
+      '--span must be a duration such as 180, 3m or 1m30s, got "0"',
+    ],
+    [
+      ["build", "--sleep", "abc"],
+      "build",
+      '--sleep must be a duration such as 180, 3m or 1m30s, got "abc"',
+    ],
+    [["build", "--age", "1m"], "build", "--age sets the age rule: add --rule age"],
+    [
+      ["serve", "--port", "70000"],
+      "serve",
+      '--port must be a whole number from 0 to 65535, got "70000"',
+    ],
+    [["serve", "--port", "-1"], "serve", '--port must be a whole number from 0 to 65535, got "-1"'],
+    [
+      ["start", "--port", "abc"],
+      "start",
+      '--port must be a whole number from 0 to 65535, got "abc"',
+    ],
+    [
+      ["serve", "--max-message", "10"],
+      "serve",
+      /^foxchain serve: --max-message must be a whole number from 1024/,
+    ],
+    [
+      ["blocks", "--limit", "0", "-n", node],
+      "blocks",
+      /^foxchain blocks: --limit must be a whole number from 1 /,
+    ],
+    [
+      ["blocks", "--start", "x", "-n", node],
+      "blocks",
+      /^foxchain blocks: --start must be a whole number/,
+    ],
+    [["balance", "-n", node], "balance", "give exactly one ADDRESS"],
+    [["tx", "-n", node], "tx", "give exactly one transaction ID"],
+    [["register", "-n", node], "register", "give at least one peer URL"],
+    [["call", "-n", node], "call", "give an OP and at most one ARGS-JSON"],
+    [["call", "pool", "{bad", "-n", node], "call", "ARGS-JSON is not JSON: {bad"],
+  ];
+  const results = await Promise.all(cases.map(([args]) => runMain(args)));
+  cases.forEach(([args, command, message], i) => {
+    try {
+      assertUsage(results[i], command, message);
+    } catch (error) {
+      throw new Error(`foxchain ${args.join(" ")}: ${(error as Error).message}`);
+    }
+  });
+});
+
+Deno.test("a node that is not there: exit 1, one line on stderr, no stack trace", async () => {
+  const url = `ws://127.0.0.1:${unusedPort()}/ws`;
+  const cases: [string, string[]][] = [
+    ["status", []],
+    ["pool", []],
+    ["blocks", []],
+    ["peers", []],
+    ["balance", [BF2]],
+    ["tx", ["ab".repeat(32)]],
+    ["register", ["ws://peer.example/ws"]],
+    ["send", ["--to", BF2, "--amount", "1"]],
+    ["call", ["pool"]],
+  ];
+  const results = await Promise.all(
+    cases.map(([command, args]) => runMain([command, ...args, "-n", url])),
+  );
+  cases.forEach(([command], i) => {
+    assertFails(results[i], command, `cannot reach a node at ${url} (is it running?)`);
+    assert.equal(results[i].stdout, "");
+  });
+  assertFails(
+    await runMain(["status", "-n", "not a url"]),
+    "status",
+    /^foxchain status: bad node URL not a url: /,
+  );
+});
+
+// ---- against a live node --------------------------------------------------------------------
+
+Deno.test("send, pool, tx, balance, blocks, status, peers, register and call against a node", async () => {
+  await withNode(async (node) => {
+    const n = ["-n", node.url];
+    const run = (...args: string[]) => runMain([...args, ...n]);
+
+    // An empty node.
+    assert.deepEqual(assertOk(await run("pool")), ["Pool is empty."]);
+    assert.deepEqual(assertOk(await run("blocks")), ["No blocks."]);
+    assert.deepEqual(assertOk(await run("peers")), ["No peers."]);
+    assert.deepEqual(assertOk(await run("status")), [
+      "height   -1",
+      "tip      -",
+      "pool     0 transactions",
+      "builder  none has run on this database",
+    ]);
+
+    // send prints the id, which is the id of what the node pooled.
+    const sent = assertOk(await run("send", "--to", BF2, "--amount", "10000"));
+    assert.equal(sent.length, 2);
+    assert.match(sent[0], /^[0-9a-f]{64}$/);
+    assert.equal(sent[1], "node: 202 Accepted");
+    const id1 = sent[0];
+    const [pooled] = (await node.store.poolPage(10)).txs;
+    assert.equal(txId(pooled), id1);
+    assert.deepEqual({ ...pooled, t: 0 }, { sender: GENESIS, receiver: BF2, amount: 10000, t: 0 });
+
+    // --json shows the transaction; sending that same transaction again adds nothing.
+    const json = JSON.parse(
+      assertOk(await run("send", "--to", BF1, "--amount", "8000", "--json"))[0],
+    );
+    assert.equal(json.id, txId(json.tx));
+    assert.deepEqual(json.reply, { status: 202, error: "Accepted" });
+    const resend = await run("call", "merge", JSON.stringify({ pool: [json.tx] }), "--compact");
+    assert.deepEqual(assertOk(resend), ['{"status":202,"error":"Accepted"}']);
+    assert.equal((await node.store.poolStats()).size, 2);
+    const id2 = json.id as string;
+
+    // BF0 has nothing: this one will be dropped.
+    const id3 = assertOk(await run("send", "--from", BF0, "--to", BF2, "--amount", "5"))[0];
+
+    const pool = assertOk(await run("pool"));
+    assert.match(pool[0], /^id\s+t\s+sender\s+receiver\s+amount$/);
+    assert.equal(pool.length, 5);
+    assert.ok(pool[1].startsWith(id1.slice(0, 16)) && pool[1].endsWith(`${BF2}  10000`), pool[1]);
+    assert.ok(pool[2].startsWith(id2.slice(0, 16)) && pool[2].endsWith(`${BF1}  8000`), pool[2]);
+    assert.ok(pool[3].startsWith(id3.slice(0, 16)) && pool[3].includes(`${BF0}  ${BF2}  5`));
+    assert.equal(pool[4], "3 transactions.");
+    const poolJson = JSON.parse(assertOk(await run("pool", "--json"))[0]);
+    assert.deepEqual(poolJson.pool.map(txId), [id1, id2, id3]);
+    assert.equal(assertOk(await run("pool", "--limit", "1")).at(-1), "1 transactions.");
+
+    const inPool = assertOk(await run("tx", id1));
+    assert.deepEqual(inPool.slice(0, 2), [id1, "waiting in the pool"]);
+    assert.match(inPool[2], new RegExp(`^${GENESIS} -> ${BF2}  10000  at \\d{4}-`));
+    const status = assertOk(await run("status"));
+    assert.equal(status[0], "height   -1");
+    assert.match(
+      status[2],
+      /^pool {5}3 transactions, \d{4}-.* \.\. \d{4}-.* \(span \d+\.\d{3} s\)$/,
+    );
+
+    // The lab's builder (k=3) packs the pool: two go in, BF0's is dropped.
+    const built = await new Builder(node.store, { rules: [{ kind: "count", size: 3 }] }).pass();
+    assert.equal(built.blocks.length, 1);
+    const block = built.blocks[0];
+
+    assert.deepEqual(assertOk(await run("tx", id1)).slice(0, 2), [id1, "in block 0 at index 0"]);
+    assert.deepEqual(assertOk(await run("tx", id2.toUpperCase())).slice(0, 2), [
+      id2,
+      "in block 0 at index 1",
+    ]);
+    assert.deepEqual(assertOk(await run("tx", id3)).slice(0, 2), [
+      id3,
+      `dropped: not enough balance: ${BF0} has 0, needs 5`,
+    ]);
+    const txJson = JSON.parse(assertOk(await run("tx", id2, "--json"))[0]);
+    assert.deepEqual(txJson, {
+      id: id2,
+      state: "chain",
+      height: 0,
+      index: 1,
+      tx: { ...json.tx, prev_hash: null },
+    });
+    const unknown = "cd".repeat(32);
+    const missing = await run("tx", unknown);
+    assertFails(missing, "tx", `node answered 404: Transaction "${unknown}" is not known`);
+    assert.equal(missing.stdout, "");
+    assertFails(
+      await run("tx", "xyz"),
+      "tx",
+      'node answered 400: "id" must be 64 hex digits (a SHA-256)',
+    );
+
+    assert.deepEqual(assertOk(await run("balance", BF2)), ["10000"]);
+    assert.deepEqual(assertOk(await run("balance", BF1.toUpperCase())), ["8000"]);
+    assert.deepEqual(assertOk(await run("balance", BF0)), ["0"]);
+    assert.deepEqual(assertOk(await run("balance", GENESIS)), ["-18000"]);
+    assert.deepEqual(JSON.parse(assertOk(await run("balance", BF2, "--json"))[0]), {
+      address: BF2,
+      balance: 10000,
+    });
+    assertFails(
+      await run("balance", "nope"),
+      "balance",
+      'node answered 400: "address" must be a UUID',
+    );
+
+    const table = assertOk(await run("blocks"));
+    assert.equal(table[0], `block 0  hash ${block.hash.slice(0, 16)}  prev -  2 records`);
+    assert.match(table[1], /^ {2}t\s+sender\s+receiver\s+amount$/);
+    assert.ok(table[2].endsWith(`${GENESIS}  ${BF2}  10000`), table[2]);
+    assert.ok(table[3].endsWith(`${GENESIS}  ${BF1}  8000`), table[3]);
+    assert.equal(table.length, 4);
+    assert.deepEqual(JSON.parse(assertOk(await run("blocks", "--json"))[0]), { blocks: [block] });
+    assert.deepEqual(assertOk(await run("blocks", "--brief")), [table[0]]);
+
+    // A second block, then --start (negative counts from the tip) and --limit.
+    await run("send", "--to", BF0, "--amount", "1");
+    await run("send", "--from", BF2, "--to", BF0, "--amount", "2");
+    await run("send", "--from", BF1, "--to", BF0, "--amount", "3");
+    assert.equal(
+      (await new Builder(node.store, { rules: [{ kind: "count", size: 3 }] }).pass()).blocks.length,
+      1,
+    );
+    const tip = await node.store.block(1);
+    const brief = (b: Block) =>
+      `block ${b.height}  hash ${b.hash.slice(0, 16)}  prev ${
+        b.prev_hash!.slice(0, 16)
+      }  3 records`;
+    assert.deepEqual(assertOk(await run("blocks", "--brief", "--start", "-1")), [brief(tip!)]);
+    assert.deepEqual(assertOk(await run("blocks", "--brief", "--start=1")), [brief(tip!)]);
+    assert.deepEqual(assertOk(await run("blocks", "--brief", "--limit", "1")), [table[0]]);
+    assert.deepEqual(assertOk(await run("balance", BF0)), ["6"]);
+
+    const after = assertOk(await run("status"));
+    assert.deepEqual(after.slice(0, 3), [
+      "height   1",
+      `tip      ${tip!.hash}`,
+      "pool     0 transactions",
+    ]);
+    const statusJson = JSON.parse(assertOk(await run("status", "--json"))[0]);
+    assert.equal(statusJson.height, 1);
+    assert.equal(statusJson.tip, tip!.hash);
+    assert.deepEqual(statusJson.pool, { size: 0, earliest: null, latest: null, span: 0 });
+
+    // Peers.
+    assert.deepEqual(
+      assertOk(await run("register", "ws://peer.example:9000/ws", "http://nope.example")),
+      [
+        "node: 202 Accepted",
+        "ignored (not a ws:// or wss:// URL): http://nope.example",
+      ],
+    );
+    assert.deepEqual(assertOk(await run("register", "wss://other.example/ws")), [
+      "node: 202 Accepted",
+    ]);
+    assert.deepEqual(assertOk(await run("peers")), [
+      "ws://peer.example:9000/ws",
+      "wss://other.example/ws",
+    ]);
+    assert.deepEqual(JSON.parse(assertOk(await run("peers", "--json"))[0]), {
+      peers: ["ws://peer.example:9000/ws", "wss://other.example/ws"],
+    });
+
+    // call: the raw reply; a 4xx/5xx reply exits 1.
+    const raw = await run("call", "blocks", '{"start": -1}');
+    assert.deepEqual(JSON.parse(raw.stdout), {
+      status: 200,
+      error: "OK",
+      response: { blocks: [tip] },
+    });
+    assert.equal(raw.code, 0);
+    const bad = await run("call", "x");
+    assert.equal(bad.code, 1);
+    assert.deepEqual(JSON.parse(bad.stdout), {
+      status: 404,
+      error: 'Operation "x" is not supported',
+      response: null,
+    });
+  });
+});
+
+Deno.test("verify: a good ledger exits 0; a tampered KV file exits 1 naming the height", async () => {
+  await withTempDir(async (dir) => {
+    const db = `${dir}/ledger.kv`;
+    const blocks: Block[] = [];
+    await withNode(async (node) => {
+      const c = await NodeClient.connect(node.url);
+      try {
+        const builder = new Builder(node.store, { rules: [{ kind: "count", size: 2 }] });
+        for (let h = 0; h < 3; h++) {
+          const pool = [
+            { sender: GENESIS, receiver: BF2, amount: 10 + h },
+            { sender: GENESIS, receiver: BF1, amount: 20 + h },
+          ];
+          assert.equal((await c.request("merge", { pool })).status, 202);
+          blocks.push(...(await builder.pass()).blocks);
+        }
+        assert.equal(blocks.length, 3);
+      } finally {
+        await c.close();
+      }
+    }, { path: db });
+
+    assert.deepEqual(assertOk(await runMain(["verify", "--db", db])), [
+      "Ledger is valid: 3 blocks, 6 transactions.",
+    ]);
+    assert.deepEqual(assertOk(await runMain(["verify", "-r", db, "--indexes"])), [
+      "Ledger is valid: 3 blocks, 6 transactions, indexes agree.",
+    ]);
+    assert.deepEqual(JSON.parse(assertOk(await runMain(["verify", "--db", db, "--json"]))[0]), {
+      ok: true,
+      height: 2,
+      transactions: 6,
+    });
+
+    // Change one amount inside block 1, as someone editing the file would.
+    const kv = await Deno.openKv(db);
+    try {
+      const body = await kv.get<Item[]>(["body", 1, 0]);
+      assert.ok(body.value);
+      body.value[1].amount += 1000;
+      await kv.set(["body", 1, 0], body.value);
+    } finally {
+      kv.close();
+    }
+    const tampered = await runMain(["verify", "--db", db]);
+    assertFails(
+      tampered,
+      "verify",
+      /^foxchain verify: ledger is invalid at height 1: block hash is [0-9a-f]{64}, contents hash to [0-9a-f]{64}$/,
+    );
+    assert.equal(tampered.stdout, "");
+    const asJson = await runMain(["verify", "--db", db, "--json"]);
+    assert.equal(asJson.code, 1);
+    const verdict = JSON.parse(asJson.stdout);
+    assert.equal(verdict.ok, false);
+    assert.equal(verdict.height, 1);
+
+    assertFails(
+      await runMain(["verify", "--db", `${dir}/missing.kv`]),
+      "verify",
+      `no database at ${dir}/missing.kv`,
+    );
+  });
+});
+
+// ---- node processes -------------------------------------------------------------------------
+
+Deno.test("Ctrl-C stops serve and start cleanly (exit 0, 'Stopped cleanly.')", async () => {
+  await withTempDir(async (dir) => {
+    await withProcesses(async (spawn) => {
+      const serve = spawn(["serve", "--port", "0", "--hostname", "127.0.0.1", "--db", ":memory:"]);
+      const start = spawn([
+        "start",
+        "--port",
+        "0",
+        "--hostname",
+        "127.0.0.1",
+        "--db",
+        `${dir}/start.kv`,
+        "--rule",
+        "count",
+        "-k",
+        "1",
+        "--sleep",
+        "0.1",
+      ]);
+      const [serveUrl, startUrl] = await Promise.all([serve.listening(), start.listening()]);
+      await start.waitForStderr(/Builder started: count >= 1/);
+
+      // `start` builds what `send` sends.
+      const sent = await runMain(["send", "--to", BF2, "--amount", "7", "-n", startUrl]);
+      const id = assertOk(sent)[0];
+      await poll("start's builder to pack the transaction", async () => {
+        const r = await runMain(["tx", id, "-n", startUrl, "--json"]);
+        return r.code === 0 && JSON.parse(r.stdout).state === "chain";
+      });
+      assert.deepEqual(assertOk(await runMain(["balance", BF2, "-n", startUrl])), ["7"]);
+      assert.deepEqual(assertOk(await runMain(["pool", "-n", serveUrl])), ["Pool is empty."]);
+
+      const [s1, s2] = await Promise.all([serve.stop("SIGINT"), start.stop("SIGINT")]);
+      for (const [p, s] of [[serve, s1], [start, s2]] as const) {
+        assert.equal(s.code, 0, p.stderr);
+        assert.match(p.stderr, /Shutting down\.\.\.\n.*Stopped cleanly\.\n$/);
+        assert.doesNotMatch(p.stderr, /ERROR|error:|^\s+at /m);
+      }
+      assert.match(start.stderr, /Block is added to the blockchain\./);
+      // The port is free again.
+      const port = Number(new URL(serveUrl).port);
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+    });
+    // What `start` wrote survived it.
+    assert.deepEqual(assertOk(await runMain(["verify", "--db", `${dir}/start.kv`, "--indexes"])), [
+      "Ledger is valid: 1 blocks, 1 transactions, indexes agree.",
+    ]);
+  });
+});
+
+Deno.test("serve on a port in use exits 1 with one line; build --once packs and exits 0", async () => {
+  await withTempDir(async (dir) => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    try {
+      const r = await runMain([
+        "serve",
+        "--hostname",
+        "127.0.0.1",
+        "--port",
+        String(port),
+        "--db",
+        `${dir}/x.kv`,
+      ]);
+      assertFails(
+        r,
+        "serve",
+        new RegExp(`^foxchain serve: cannot listen on 127\\.0\\.0\\.1:${port}: `),
+      );
+    } finally {
+      listener.close();
+    }
+
+    const db = `${dir}/once.kv`;
+    const sent: Tx[] = [];
+    await withNode(async (node) => {
+      const pool = [1, 2, 3].map((i) => ({ sender: GENESIS, receiver: BF2, amount: i }));
+      const c = await NodeClient.connect(node.url);
+      try {
+        assert.equal((await c.request("merge", { pool })).status, 202);
+      } finally {
+        await c.close();
+      }
+      sent.push(...(await node.store.poolPage(10)).txs);
+    }, { path: db });
+    // Three records do not satisfy k=4: nothing to do, still a success.
+    const idle = await runMain(["build", "--once", "--db", db, "--rule", "count", "-k", "4"]);
+    assert.equal(idle.code, 0, idle.stderr);
+    assert.match(
+      idle.stderr,
+      /Done: 0 blocks added, 0 dropped\. count: pool holds 3 records, rule needs 4/,
+    );
+    const once = await runMain(["build", "--once", "--db", db, "--rule", "count", "-k", "3"]);
+    assert.equal(once.code, 0, once.stderr);
+    assert.match(once.stderr, /Packing 3 transactions\.\.\./);
+    assert.match(once.stderr, /Done: 1 blocks added, 0 dropped\./);
+    assert.deepEqual(assertOk(await runMain(["verify", "--db", db, "--indexes"])), [
+      "Ledger is valid: 1 blocks, 3 transactions, indexes agree.",
+    ]);
+    assert.equal(sent.length, 3);
+  });
+});
