@@ -1,0 +1,282 @@
+/** The results of one `deno task bench` run, the targets they are judged by, and Markdown. */
+
+/** Everything one run measured. */
+export interface Results {
+  machine: { date: string; cpus: number; memoryGiB: number; deno: string; v8: string; os: string };
+  seconds: number;
+  ceiling: {
+    txsPerCommit: number;
+    table: "near 1,000" | "near 100,000";
+    commitsPerSecond: number;
+    keysPerSecond: number;
+    txPerSecond: number;
+    iterations: number;
+  }[];
+  ingest: {
+    clients: number;
+    batch: number;
+    poolTo: number;
+    acked: number;
+    timedOut: boolean;
+    seconds: number;
+    overallTxPerSecond: number;
+    smallTxPerSecond: number;
+    largeTxPerSecond: number;
+    nodeLogLines: number;
+    peakRssBytes: number;
+  }[];
+  build: {
+    pool: number;
+    blocks: number;
+    dropped: number;
+    seconds: number;
+    txPerSecond: number;
+    blocksPerSecond: number;
+  }[];
+  verify: {
+    chainTxs: number;
+    rawHashTxPerSecond: number;
+    verifyBlocksTxPerSecond: number;
+    verifyStoreTxPerSecond: number;
+  };
+  chains: { blocks: number; seconds: number }[];
+  lookups: {
+    blocks: number;
+    storeBalanceUs: number;
+    storeTxUs: number;
+    storeBlockUs: number;
+    wsBalanceUs: number;
+    wsTxUs: number;
+    startupMs: number;
+    startupAllMs: number[];
+  }[];
+  memory: { chainBlocks: number; pool: number; acked: number; peakRssBytes: number };
+}
+
+/** One target of issue 4 and whether this run met it. */
+export interface Verdict {
+  target: string;
+  measured: string;
+  met: boolean;
+}
+
+const int = (n: number) => Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "n/a";
+const fixed = (n: number, digits = 1) => Number.isFinite(n) ? n.toFixed(digits) : "n/a";
+const pct = (n: number) => `${fixed(n * 100, 0)}%`;
+const mb = (bytes: number) => `${fixed(bytes / 1e6, 0)} MB`;
+
+function ceilingOf(r: Results, txs: number, table: "near 1,000" | "near 100,000") {
+  const c = r.ceiling.find((c) => c.txsPerCommit === txs && c.table === table);
+  if (!c) throw new Error(`no ceiling for ${txs} tx per commit ${table}`);
+  return c.txPerSecond;
+}
+
+/** Judges the run against the targets of issue 4. */
+export function verdicts(r: Results): Verdict[] {
+  const out: Verdict[] = [];
+  const ceilSmall = ceilingOf(r, 100, "near 1,000");
+  const ceilLarge = ceilingOf(r, 100, "near 100,000");
+  for (const [batch, share] of [[100, 0.5], [1, 0.2]]) {
+    const run = r.ingest.find((i) => i.clients === 50 && i.batch === batch);
+    if (!run) continue;
+    const small = run.smallTxPerSecond / ceilSmall;
+    const large = run.largeTxPerSecond / ceilLarge;
+    out.push({
+      target: `ingest 50 clients x batch ${batch} >= ${pct(share)} of the raw KV ceiling`,
+      measured: `${pct(small)} at pool ~1,000, ${pct(large)} at ~100,000`,
+      met: small >= share && large >= share,
+    });
+  }
+  for (const run of r.ingest) {
+    const ratio = run.smallTxPerSecond / run.largeTxPerSecond;
+    out.push({
+      target: `ingest ${run.clients} x ${run.batch} flat: tx/s at pool ~1,000 within 1.5x of ~${
+        int(run.poolTo)
+      }`,
+      measured: `${fixed(ratio, 2)}x (${int(run.smallTxPerSecond)} vs ${
+        int(run.largeTxPerSecond)
+      } tx/s)`,
+      met: ratio <= 1.5,
+    });
+  }
+  const raw = ceilSmall / ceilLarge;
+  out.push({
+    target: "(reference) raw KV ceiling, 100 tx per commit, flat from 1,000 to 100,000 rows",
+    measured: `${fixed(raw, 2)}x (${int(ceilSmall)} vs ${int(ceilLarge)} tx/s)`,
+    met: raw <= 1.5,
+  });
+  const v = r.verify;
+  out.push({
+    target: "verify (verifyBlocks) >= 50% of the raw SHA-256 rate",
+    measured: `${pct(v.verifyBlocksTxPerSecond / v.rawHashTxPerSecond)} (verifyStore: ${
+      pct(v.verifyStoreTxPerSecond / v.rawHashTxPerSecond)
+    })`,
+    met: v.verifyBlocksTxPerSecond / v.rawHashTxPerSecond >= 0.5,
+  });
+  const [short, long] = [r.lookups[0], r.lookups[r.lookups.length - 1]];
+  const flat: [string, keyof Results["lookups"][number]][] = [
+    ["store balance", "storeBalanceUs"],
+    ["store tx by id", "storeTxUs"],
+    ["store block by height", "storeBlockUs"],
+    ["protocol balance", "wsBalanceUs"],
+    ["protocol tx", "wsTxUs"],
+    ["start-up", "startupMs"],
+  ];
+  for (const [name, key] of flat) {
+    const ratio = (long[key] as number) / (short[key] as number);
+    out.push({
+      target: `${name} flat: within 1.5x from ${int(short.blocks)} to ${int(long.blocks)} blocks`,
+      measured: `${fixed(ratio, 2)}x`,
+      met: ratio <= 1.5,
+    });
+  }
+  const m = r.memory;
+  out.push({
+    target: "node RSS < 200 MB with a 100,000-transaction pool and chain",
+    measured: `${mb(m.peakRssBytes)} peak (pool ${int(m.pool)}, chain ${
+      int(m.chainBlocks)
+    } blocks)`,
+    met: m.peakRssBytes < 200e6,
+  });
+  return out;
+}
+
+/** The results as the Markdown committed in bench/results/latest.md. */
+export function renderMarkdown(r: Results): string {
+  const m = r.machine;
+  const lines: string[] = [];
+  const table = (head: string[], rows: string[][]) => {
+    lines.push(`| ${head.join(" | ")} |`, `|${head.map(() => " --- ").join("|")}|`);
+    for (const row of rows) lines.push(`| ${row.join(" | ")} |`);
+    lines.push("");
+  };
+  lines.push(
+    "# foxchain benchmark results",
+    "",
+    `${m.date}: ${m.cpus} CPUs, ${m.memoryGiB} GiB, ${m.os}, Deno ${m.deno} (V8 ${m.v8}). ` +
+      `The whole run took ${fixed(r.seconds, 0)} s. Reproduce with \`deno task bench\`; ` +
+      "what bounds each number is in docs/performance.md.",
+    "",
+    "## Raw Deno KV ceiling (the same keys as a pool add, on a temp file)",
+    "",
+  );
+  table(
+    ["tx per commit", "table", "commits/s", "keys/s", "tx/s"],
+    r.ceiling.map((c) => [
+      String(c.txsPerCommit),
+      c.table,
+      int(c.commitsPerSecond),
+      int(c.keysPerSecond),
+      int(c.txPerSecond),
+    ]),
+  );
+  lines.push("## Ingest: `merge` over WebSocket until 202, node in its own process", "");
+  const ceilSmall = ceilingOf(r, 100, "near 1,000");
+  const ceilLarge = ceilingOf(r, 100, "near 100,000");
+  table(
+    [
+      "clients x batch",
+      "pool range",
+      "tx/s at ~1,000",
+      "tx/s at the end",
+      "flatness",
+      "tx/s whole run",
+      "% of ceiling (~1,000 / end)",
+      "node peak RSS",
+      "log lines",
+    ],
+    r.ingest.map((i) => [
+      `${i.clients} x ${i.batch}`,
+      `0 to ${int(i.acked)}${i.timedOut ? " (time limit)" : ""}`,
+      int(i.smallTxPerSecond),
+      `${int(i.largeTxPerSecond)} at ~${int(i.poolTo)}`,
+      `${fixed(i.smallTxPerSecond / i.largeTxPerSecond, 2)}x`,
+      int(i.overallTxPerSecond),
+      i.poolTo >= 100_000
+        ? `${pct(i.smallTxPerSecond / ceilSmall)} / ${pct(i.largeTxPerSecond / ceilLarge)}`
+        : `${pct(i.smallTxPerSecond / ceilSmall)} / -`,
+      mb(i.peakRssBytes),
+      int(i.nodeLogLines),
+    ]),
+  );
+  lines.push(
+    "Rates at ~N are over the 1,000 acknowledgements centred on pool size N. The ceiling is " +
+      "the raw 100-tx-per-commit rate at the same table size. 1 x 1 (one request in flight, " +
+      "one commit per transaction) runs to 10,000 only: 100,000 would take about a minute.",
+    "",
+    "## Build: Builder.pass() packing a pool of transfers between funded accounts",
+    "",
+  );
+  table(
+    ["pool", "blocks", "dropped", "seconds", "tx/s", "blocks/s"],
+    r.build.map((b) => [
+      int(b.pool),
+      int(b.blocks),
+      int(b.dropped),
+      fixed(b.seconds, 2),
+      int(b.txPerSecond),
+      fixed(b.blocksPerSecond, 1),
+    ]),
+  );
+  const v = r.verify;
+  lines.push(
+    `## Verify: full-ledger validation of ${int(v.chainTxs)} transactions`,
+    "",
+  );
+  table(["what", "tx/s", "% of raw hash"], [
+    ["raw SHA-256 (node:crypto) of the same encodings", int(v.rawHashTxPerSecond), "100%"],
+    [
+      "verifyBlocks (in memory)",
+      int(v.verifyBlocksTxPerSecond),
+      pct(v.verifyBlocksTxPerSecond / v.rawHashTxPerSecond),
+    ],
+    [
+      "verifyStore (reads the KV file)",
+      int(v.verifyStoreTxPerSecond),
+      pct(v.verifyStoreTxPerSecond / v.rawHashTxPerSecond),
+    ],
+  ]);
+  lines.push("## Lookups and start-up against chain length", "");
+  table(
+    [
+      "chain",
+      "made in",
+      "store balance",
+      "store tx by id",
+      "store block",
+      "protocol balance",
+      "protocol tx",
+      "start-up (median of 5)",
+    ],
+    r.lookups.map((l, i) => [
+      `${int(l.blocks)} blocks`,
+      `${fixed(r.chains[i].seconds, 1)} s`,
+      `${fixed(l.storeBalanceUs)} µs`,
+      `${fixed(l.storeTxUs)} µs`,
+      `${fixed(l.storeBlockUs)} µs`,
+      `${fixed(l.wsBalanceUs)} µs`,
+      `${fixed(l.wsTxUs)} µs`,
+      `${fixed(l.startupMs)} ms`,
+    ]),
+  );
+  lines.push(
+    "Chains are one transfer per block after the funding blocks, written with " +
+      "Store.appendBlocks (150 blocks per commit, each validated as appendBlock does). " +
+      "Protocol lookups are one request at a time over one WebSocket; start-up is spawning " +
+      "`main.ts serve` until /health answers.",
+    "",
+    "## Memory",
+    "",
+    `Node peak RSS (VmHWM) after 50 x 100 ingest of ${int(r.memory.acked)} transactions onto ` +
+      `the ${int(r.memory.chainBlocks)}-block chain (pool ${int(r.memory.pool)}): ` +
+      `${mb(r.memory.peakRssBytes)}. Ingest nodes above: their own peaks.`,
+    "",
+    "## Targets",
+    "",
+  );
+  table(
+    ["target", "measured", "met"],
+    verdicts(r).map((t) => [t.target, t.measured, t.met ? "yes" : "**no**"]),
+  );
+  return lines.join("\n");
+}
