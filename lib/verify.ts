@@ -3,7 +3,7 @@
  * chain, hash, link to the block below, and balances with running totals. Optionally checks
  * that the indexes (balances, transaction records, pool) agree with the chain.
  */
-import { type Block, checkBlockShape, itemTx } from "./block.ts";
+import { type Block, checkBlockShape } from "./block.ts";
 import { RunningBalances } from "./balances.ts";
 import type { Store } from "./store.ts";
 import { txId } from "./transaction.ts";
@@ -53,11 +53,11 @@ async function walkChain(blocks: AsyncIterable<Block> | Iterable<Block>): Promis
     const bad = checkBlockShape(block, blockIds);
     if (bad) return fail(bad);
     for (let i = 0; i < block.items.length; i++) {
-      const tx = itemTx(block.items[i]);
       const id = blockIds[i];
       if (ids.has(id)) return fail(`item ${i}: transaction ${id} appears twice in the chain`);
       ids.set(id, { height: expected, index: i });
-      const overspend = balances.apply(tx);
+      // An item is a transaction plus its link; apply reads only the transaction's fields.
+      const overspend = balances.apply(block.items[i]);
       if (overspend) return fail(`item ${i}: ${overspend}`);
     }
     transactions += block.items.length;
