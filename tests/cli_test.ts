@@ -5,12 +5,13 @@
  */
 import assert from "node:assert/strict";
 import denoJson from "../deno.json" with { type: "json" };
-import type { Block } from "../lib/block.ts";
+import { type Block, makeBlock } from "../lib/block.ts";
 import { Builder } from "../lib/builder.ts";
 import { NodeClient } from "../lib/client.ts";
 import { GENESIS } from "../lib/params.ts";
 import { type Item, type Tx, txId } from "../lib/transaction.ts";
 import { COMMANDS } from "../main.ts";
+import { T0 } from "./fixtures/helpers.ts";
 import {
   poll,
   runMain,
@@ -423,6 +424,55 @@ Deno.test("send, pool, tx, balance, blocks, status, peers, register and call aga
   });
 });
 
+Deno.test("blocks and pool follow the node's pages past 1,000 blocks and 10,000 transactions", async () => {
+  await withNode(async (node) => {
+    let tip: { height: number; hash: string | null } = { height: -1, hash: null };
+    for (let run = 0; run < 7; run++) {
+      const blocks: Block[] = [];
+      for (let i = 0; i < 150; i++) {
+        const h = tip.height + 1;
+        const block = makeBlock(h, tip.hash, [
+          { sender: GENESIS, receiver: BF2, amount: 1, t: T0 + h },
+        ]);
+        blocks.push(block);
+        tip = { height: h, hash: block.hash };
+      }
+      assert.ok((await node.store.appendBlocks(blocks)).ok);
+    }
+    const pooled = Array.from({ length: 10_005 }, (_, i) => ({
+      sender: GENESIS,
+      receiver: BF1,
+      amount: i + 1,
+      t: T0 + 2000 + i / 1000,
+    }));
+    await node.store.addToPool(pooled);
+
+    const n = ["-n", node.url];
+    const [all, last, some, json, pool, poolJson] = await Promise.all([
+      runMain(["blocks", "--brief", ...n]),
+      runMain(["blocks", "--brief", "--start", "-2", ...n]),
+      runMain(["blocks", "--brief", "--start", "999", "--limit", "2", ...n]),
+      runMain(["blocks", "--json", "--start", "990", ...n]),
+      runMain(["pool", ...n]),
+      runMain(["pool", "--json", "--limit", "10002", ...n]),
+    ]);
+    const heights = (out: string[]) => out.map((l) => Number(l.split(/\s+/)[1]));
+    const range = (from: number, to: number) =>
+      Array.from({ length: to - from }, (_, i) => from + i);
+    assert.deepEqual(heights(assertOk(all)), range(0, 1050));
+    assert.deepEqual(heights(assertOk(last)), [1048, 1049]);
+    assert.deepEqual(heights(assertOk(some)), [999, 1000]);
+    const blocks = JSON.parse(assertOk(json)[0]).blocks as Block[];
+    assert.deepEqual(blocks.map((b) => b.height), range(990, 1050));
+    assert.equal(blocks.at(-1)!.hash, tip.hash);
+    const poolLines = assertOk(pool);
+    assert.equal(poolLines.length, 10_007); // header, rows, total
+    assert.equal(poolLines.at(-1), "10005 transactions.");
+    const listed = JSON.parse(assertOk(poolJson)[0]).pool as Item[];
+    assert.deepEqual(listed.map((i) => i.amount), range(1, 10_003));
+  });
+});
+
 Deno.test("verify: a good ledger exits 0; a tampered KV file exits 1 naming the height", async () => {
   await withTempDir(async (dir) => {
     const db = `${dir}/ledger.kv`;
@@ -525,7 +575,7 @@ Deno.test("Ctrl-C stops serve and start cleanly (exit 0, 'Stopped cleanly.')", a
       const [s1, s2] = await Promise.all([serve.stop("SIGINT"), start.stop("SIGINT")]);
       for (const [p, s] of [[serve, s1], [start, s2]] as const) {
         assert.equal(s.code, 0, p.stderr);
-        assert.match(p.stderr, /Shutting down\.\.\.\n.*Stopped cleanly\.\n$/);
+        assert.match(p.stderr, /Shutting down\.\.\.[\s\S]*Stopped cleanly\.\n$/);
         assert.doesNotMatch(p.stderr, /ERROR|error:|^\s+at /m);
       }
       assert.match(start.stderr, /Block is added to the blockchain\./);

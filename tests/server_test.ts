@@ -745,6 +745,12 @@ Deno.test("lab 5: blocks fetched from node A and merged into node B give B A's c
           // Relaying the same blocks again changes nothing.
           assert.deepEqual(await cb.request("merge", { blocks }), ACCEPTED);
           assert.equal((await cb.request("status")).response!.height, 2);
+          // Relaying the pool as it was before the blocks does not put chain txs back.
+          assert.deepEqual(
+            await cb.request("merge", { pool: txs.map((t) => ({ ...t, prev_hash: null })) }),
+            ACCEPTED,
+          );
+          assert.deepEqual(await poolOf(cb), await poolOf(ca));
         });
       });
     }, { clock });
@@ -951,6 +957,31 @@ Deno.test("a client that floods requests and never reads replies is cut off; oth
       assert.equal((await c.request("status")).status, 200);
     });
   }, { limits: { maxBufferedBytes: 1 << 20 } });
+});
+
+Deno.test("a client with too many requests waiting for replies is cut off; others are served", async () => {
+  await withNode(async (node) => {
+    await withClient(node, async (other) => {
+      const flooder = await NodeClient.connect(node.url);
+      try {
+        // 200 requests of 16 KB at once, against 64 KiB allowed to wait.
+        const pad = "x".repeat(16_000);
+        const results = await Promise.allSettled(
+          Array.from({ length: 200 }, () => flooder.request("status", { pad })),
+        );
+        const last = results.at(-1)!;
+        assert.equal(last.status, "rejected");
+        for (const r of results) {
+          if (r.status === "fulfilled") assert.equal(r.value.status, 200);
+          else assert.match(String(r.reason), /connection to .* closed/);
+        }
+        await poll("the flooding client to be disconnected", () => node.server.connections() === 1);
+      } finally {
+        await flooder.close();
+      }
+      assert.deepEqual(await other.request("pool"), OK({ pool: [] }));
+    });
+  }, { limits: { maxPendingBytes: 64 * 1024 } });
 });
 
 // ---- HTTP -----------------------------------------------------------------------------------
