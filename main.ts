@@ -66,7 +66,12 @@ function error(command: string | undefined, message: string, code: number): numb
 export async function main(args: string[]): Promise<number> {
   const [name, ...rest] = args;
   if (name === undefined || name === "-h" || name === "--help" || name === "help") {
-    if (name === "help" && rest[0] && COMMANDS[rest[0]]) return main([rest[0], "--help"]);
+    if (name === "help" && rest[0] !== undefined) {
+      if (!Object.hasOwn(COMMANDS, rest[0])) {
+        return error(undefined, `unknown command "${rest[0]}"`, 2);
+      }
+      return main([rest[0], "--help"]);
+    }
     console.log(HELP);
     return name === undefined ? 2 : 0;
   }
