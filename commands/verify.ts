@@ -33,7 +33,12 @@ export const command: Command = {
         throw new CliError(`no database at ${db}`);
       }
     }
-    const store = await openStore(db);
+    let store;
+    try {
+      store = await openStore(db);
+    } catch (error) {
+      throw new CliError(`cannot open database ${db}: ${(error as Error).message}`);
+    }
     try {
       const verdict = await verifyStore(store, { indexes: flags.values.indexes });
       if (flags.values.json) console.log(JSON.stringify(verdict));
