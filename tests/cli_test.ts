@@ -106,6 +106,8 @@ Deno.test("unknown commands and flags, and bad values, exit 2 with one line and 
   const cases: [string[], string | undefined, RegExp | string][] = [
     [["nope"], undefined, 'unknown command "nope"'],
     [["--bogus"], undefined, 'unknown command "--bogus"'],
+    [["help", "nope"], undefined, 'unknown command "nope"'],
+    [["help", "toString"], undefined, 'unknown command "toString"'],
     [["status", "--bogus"], "status", "Unknown option '--bogus'"],
     [["send", "-x"], "send", "Unknown option '-x'"],
     [["serve", "--bogus=1"], "serve", "Unknown option '--bogus'"],
@@ -534,6 +536,12 @@ Deno.test("verify: a good ledger exits 0; a tampered KV file exits 1 naming the 
       await runMain(["verify", "--db", `${dir}/missing.kv`]),
       "verify",
       `no database at ${dir}/missing.kv`,
+    );
+    await Deno.writeTextFile(`${dir}/text.kv`, "not a database\n".repeat(100));
+    assertFails(
+      await runMain(["verify", "--db", `${dir}/text.kv`]),
+      "verify",
+      new RegExp(`^foxchain verify: cannot open database ${dir}/text\\.kv: `),
     );
   });
 });
