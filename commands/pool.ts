@@ -5,6 +5,7 @@ import {
   NODE_FLAGS,
   NODE_HELP,
   parseFlags,
+  plural,
   showTime,
   table,
   withNode,
@@ -51,7 +52,7 @@ export const command: Command = {
         i,
       ) => [txId(i).slice(0, 16), showTime(i.t), i.sender, i.receiver, i.amount]);
       console.log(table(["id", "t", "sender", "receiver", "amount"], rows));
-      console.log(`${pool.length} transactions.`);
+      console.log(`${plural(pool.length, "transaction")}.`);
     }
     return 0;
   },

@@ -1,4 +1,4 @@
-import { CliError, type Command, parseFlags } from "../lib/cli.ts";
+import { CliError, type Command, parseFlags, plural } from "../lib/cli.ts";
 import { DEFAULT_DB } from "../lib/node_runner.ts";
 import { openStore } from "../lib/store.ts";
 import { verifyStore } from "../lib/verify.ts";
@@ -49,9 +49,9 @@ export const command: Command = {
         console.log(
           verdict.height < 0
             ? "Ledger is empty."
-            : `Ledger is valid: ${
-              verdict.height + 1
-            } blocks, ${verdict.transactions} transactions` +
+            : `Ledger is valid: ${plural(verdict.height + 1, "block")}, ${
+              plural(verdict.transactions, "transaction")
+            }` +
               (flags.values.indexes ? ", indexes agree." : "."),
         );
       }

@@ -124,8 +124,11 @@ export async function runNode(config: NodeConfig): Promise<number> {
   try {
     if (config.build?.once) {
       const result = await new Builder(store, config.build).pass();
-      log
-        .info`Done: ${result.blocks.length} blocks added, ${result.dropped.length} dropped. ${result.reason}`;
+      const added = result.blocks.length;
+      // The reason tells why the pass stopped, e.g. "count: pool holds 3 records, rule needs 4".
+      log.info`Done: ${added} block${
+        added === 1 ? "" : "s"
+      } added, ${result.dropped.length} dropped. ${result.reason}`;
       return 0;
     }
     if (config.serve) {

@@ -293,7 +293,7 @@ Deno.test("send, pool, tx, balance, blocks, status, peers, register and call aga
     assert.equal(pool[4], "3 transactions.");
     const poolJson = JSON.parse(assertOk(await run("pool", "--json"))[0]);
     assert.deepEqual(poolJson.pool.map(txId), [id1, id2, id3]);
-    assert.equal(assertOk(await run("pool", "--limit", "1")).at(-1), "1 transactions.");
+    assert.equal(assertOk(await run("pool", "--limit", "1")).at(-1), "1 transaction.");
 
     const inPool = assertOk(await run("tx", id1));
     assert.deepEqual(inPool.slice(0, 2), [id1, "waiting in the pool"]);
@@ -593,7 +593,7 @@ Deno.test("Ctrl-C stops serve and start cleanly (exit 0, 'Stopped cleanly.')", a
     });
     // What `start` wrote survived it.
     assert.deepEqual(assertOk(await runMain(["verify", "--db", `${dir}/start.kv`, "--indexes"])), [
-      "Ledger is valid: 1 blocks, 1 transactions, indexes agree.",
+      "Ledger is valid: 1 block, 1 transaction, indexes agree.",
     ]);
   });
 });
@@ -643,9 +643,9 @@ Deno.test("serve on a port in use exits 1 with one line; build --once packs and 
     const once = await runMain(["build", "--once", "--db", db, "--rule", "count", "-k", "3"]);
     assert.equal(once.code, 0, once.stderr);
     assert.match(once.stderr, /Packing 3 transactions\.\.\./);
-    assert.match(once.stderr, /Done: 1 blocks added, 0 dropped\./);
+    assert.match(once.stderr, /Done: 1 block added, 0 dropped\./);
     assert.deepEqual(assertOk(await runMain(["verify", "--db", db, "--indexes"])), [
-      "Ledger is valid: 1 blocks, 3 transactions, indexes agree.",
+      "Ledger is valid: 1 block, 3 transactions, indexes agree.",
     ]);
     assert.equal(sent.length, 3);
   });
