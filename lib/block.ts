@@ -88,7 +88,8 @@ export function checkBlockShape(block: Block, ids?: string[]): string | null {
     const bad = checkTxFields(item);
     if (bad) return `item ${i}: ${bad}`;
     if (item.prev_hash !== prev) return `item ${i}: prev_hash does not match the item before it`;
-    const [itemJson, txJson] = itemTexts(item);
+    // checkTxFields passed and prev_hash is null or the hex hash before it: strings are plain.
+    const [itemJson, txJson] = itemTexts(item, true);
     const shaped = hasItemShape(item);
     texts.push(shaped ? itemJson : canonicalJson(item as unknown as Json));
     prev = sha256Hex(itemJson);

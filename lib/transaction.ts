@@ -63,9 +63,12 @@ export function itemCanonical(item: Item): string {
 
 /**
  * An item's canonical JSON and its transaction's (what `itemHash` and `txId` hash), built
- * from shared parts: block validation needs both for every item.
+ * from shared parts: block validation needs both for every item. `checked` says the caller
+ * has made sure both addresses are lowercase UUIDs and `prev_hash` is null or hex digits
+ * (checkBlockShape has), so no string needs escaping: quoting them as they are gives what
+ * JSON.stringify would, at a third of the cost.
  */
-export function itemTexts(item: Item): [item: string, tx: string] {
+export function itemTexts(item: Item, checked = false): [item: string, tx: string] {
   const { amount, prev_hash, receiver, sender, t } = item;
   if (
     typeof amount !== "number" || !Number.isFinite(amount) || typeof receiver !== "string" ||
@@ -74,11 +77,13 @@ export function itemTexts(item: Item): [item: string, tx: string] {
   ) {
     return [canonicalJson({ amount, prev_hash, receiver, sender, t }), txCanonical(item)];
   }
-  const head = `{"amount":${JSON.stringify(amount)},`;
-  const tail = `"receiver":${JSON.stringify(receiver)},"sender":${JSON.stringify(sender)},"t":${
-    JSON.stringify(t)
-  }}`;
-  return [`${head}"prev_hash":${JSON.stringify(prev_hash)},${tail}`, head + tail];
+  // For a finite number, a template gives exactly JSON.stringify's text.
+  const head = `{"amount":${amount},`;
+  const tail = checked
+    ? `"receiver":"${receiver}","sender":"${sender}","t":${t}}`
+    : `"receiver":${JSON.stringify(receiver)},"sender":${JSON.stringify(sender)},"t":${t}}`;
+  const link = checked && prev_hash !== null ? `"${prev_hash}"` : JSON.stringify(prev_hash);
+  return [`${head}"prev_hash":${link},${tail}`, head + tail];
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

@@ -49,6 +49,23 @@ Deno.test("txCanonical and itemTexts equal the general encoder for every combina
   assert.equal(checked, amounts.length * times.length * strings.length * prevs.length);
 });
 
+Deno.test("itemTexts of checked items (UUIDs, hex links) equals the general encoder", () => {
+  let prev: string | null = null;
+  for (let i = 0; i < 500; i++) {
+    const item: Item = {
+      amount: 1 + i * 7919,
+      prev_hash: prev,
+      receiver: i % 2 ? A : GENESIS,
+      sender: i % 3 ? B : A,
+      t: T0 + i / 1e6 + (i % 7) * 0.1,
+    };
+    const [itemJson, txJson] = itemTexts(item, true);
+    assert.equal(itemJson, general(itemFields(item)));
+    assert.equal(txJson, general(txFields(item)));
+    prev = itemHash(item);
+  }
+});
+
 Deno.test("non-finite numbers are refused as the general encoder refuses them", () => {
   for (const bad of [NaN, Infinity, -Infinity]) {
     assert.throws(() => txCanonical({ ...tx(GENESIS, A, 1, T0), t: bad }), RangeError);
