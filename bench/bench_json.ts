@@ -27,6 +27,7 @@ export async function runBenchFiles(
     args: ["bench", "-A", "--json", ...files.map((f) => new URL(f, import.meta.url).pathname)],
     cwd: new URL("../", import.meta.url),
     env,
+    signal: AbortSignal.timeout(5 * 60_000), // killed if it ever hangs
     stdout: "piped",
     stderr: "piped",
   }).output();

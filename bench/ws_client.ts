@@ -26,11 +26,26 @@ export class WsClient {
     this.#reading = this.#readLoop(leftover).catch((error) => this.#fail(error));
   }
 
-  /** Opens the connection and completes the WebSocket handshake. */
-  static async connect(url: string): Promise<WsClient> {
+  /** Opens the connection and completes the WebSocket handshake within `timeoutMs`. */
+  static async connect(url: string, timeoutMs = 10_000): Promise<WsClient> {
     const { hostname, port, pathname } = new URL(url);
     const conn = await Deno.connect({ hostname, port: Number(port) });
     conn.setNoDelay(true);
+    const timer = setTimeout(() => conn.close(), timeoutMs); // a silent server ends the wait
+    try {
+      return await WsClient.#handshake(conn, url, hostname, port, pathname);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  static async #handshake(
+    conn: Deno.TcpConn,
+    url: string,
+    hostname: string,
+    port: string,
+    pathname: string,
+  ): Promise<WsClient> {
     const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
     await writeAll(
       conn,
@@ -59,11 +74,27 @@ export class WsClient {
     throw new Error("unreachable");
   }
 
-  /** Sends one request (a JSON text) and resolves with its reply. */
-  send(text: string): Promise<Reply> {
+  /**
+   * Sends one request (a JSON text) and resolves with its reply. A reply that takes longer
+   * than `timeoutMs` fails the connection: the benchmark must never wait forever.
+   */
+  send(text: string, timeoutMs = 60_000): Promise<Reply> {
     if (this.#closed) return Promise.reject(this.#closed);
     const reply = new Promise<Reply>((resolve, reject) => {
-      this.#waiting.push({ resolve, reject });
+      const timer = setTimeout(
+        () => this.#fail(new Error(`no reply within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      this.#waiting.push({
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
     });
     const frame = maskedFrame(0x1, encoder.encode(text));
     this.#writing = this.#writing.then(() => writeAll(this.#conn, frame)).catch((error) =>
