@@ -24,10 +24,13 @@ export {
   admitTx,
   type Checked,
   checkTxFields,
+  idOf,
   isAddress,
   type Item,
   itemHash,
   type Tx,
+  TX_ID,
+  txHash,
   txId,
   txToWire,
 } from "./lib/transaction.ts";

@@ -15,7 +15,8 @@ import { type Item, txId } from "../lib/transaction.ts";
 
 const help = `Usage: foxchain pool [options]
 
-Lists the transactions waiting in a node's pool, earliest t first, with their ids.
+Lists the transactions waiting in a node's pool, earliest t first, with the start of each one's
+hash (a transaction's id is its t in microseconds, a dash, and its hash).
 
 Options:
       --limit N    most transactions to show (default: all)
@@ -50,8 +51,8 @@ export const command: Command = {
     } else {
       const rows = pool.map((
         i,
-      ) => [txId(i).slice(0, 16), showTime(i.t), i.sender, i.receiver, i.amount]);
-      console.log(table(["id", "t", "sender", "receiver", "amount"], rows));
+      ) => [txId(i).slice(17, 33), showTime(i.t), i.sender, i.receiver, i.amount]);
+      console.log(table(["hash", "t", "sender", "receiver", "amount"], rows));
       console.log(`${plural(pool.length, "transaction")}.`);
     }
     return 0;

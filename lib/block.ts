@@ -5,6 +5,7 @@
 import { canonicalJson, type Json, sha256Hex } from "./hash.ts";
 import {
   checkTxFields,
+  idOf,
   type Item,
   itemCanonical,
   itemHash,
@@ -93,7 +94,7 @@ export function checkBlockShape(block: Block, ids?: string[]): string | null {
     const shaped = hasItemShape(item);
     texts.push(shaped ? itemJson : canonicalJson(item as unknown as Json));
     prev = sha256Hex(itemJson);
-    ids?.push(sha256Hex(txJson));
+    ids?.push(idOf(item.t, sha256Hex(txJson)));
   }
   const hash = sha256Hex(blockCanonical(texts, block.prev_hash));
   if (hash !== block.hash) return `block hash is ${block.hash}, contents hash to ${hash}`;

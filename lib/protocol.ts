@@ -8,7 +8,15 @@ import { type Block, blockHash } from "./block.ts";
 import { type Clock, monotonicStamper, systemClock } from "./clock.ts";
 import { logger } from "./log.ts";
 import type { Store } from "./store.ts";
-import { admitTx, checkTxFields, isAddress, type Item, type Tx, txToWire } from "./transaction.ts";
+import {
+  admitTx,
+  checkTxFields,
+  isAddress,
+  type Item,
+  type Tx,
+  TX_ID,
+  txToWire,
+} from "./transaction.ts";
 
 /** A reply envelope, as the lab sends it: `error` says "OK"/"Accepted" on success. */
 export interface Reply {
@@ -325,7 +333,9 @@ export class Protocol {
   async #tx(args: Args | undefined): Promise<Reply> {
     if (!args || !("id" in args)) return requires("tx", "id");
     const id = typeof args.id === "string" ? args.id.toLowerCase() : "";
-    if (!/^[0-9a-f]{64}$/.test(id)) return fail(400, `"id" must be 64 hex digits (a SHA-256)`);
+    if (!TX_ID.test(id)) {
+      return fail(400, `"id" must be a transaction id: 16 digits, a dash, 64 hex digits`);
+    }
     const record = await this.store.lookupTx(id);
     if (!record) return fail(404, `Transaction "${id}" is not known`);
     const { tx, ...where } = record;

@@ -25,12 +25,30 @@ export function txToWire(tx: Tx): Item {
 }
 
 /**
- * A transaction's id: SHA-256 of the canonical JSON of `{amount, receiver, sender, t}`. The id
- * leaves out `prev_hash`, so a transaction keeps its id from the pool into a block.
+ * A transaction's id: its `t` in whole microseconds (16 digits), a dash, and its hash (SHA-256
+ * of the canonical JSON of `{amount, receiver, sender, t}`), e.g. `1795509983007000-5e22...`.
+ * The id leaves out `prev_hash`, so a transaction keeps its id from the pool into a block.
+ *
+ * The time comes first so that ids sort by time, like ULIDs: the index keyed by id is then
+ * written near its end instead of at random pages, which keeps ingest flat as it grows
+ * (measured: 3x the throughput at 100,000 transactions; docs/performance.md).
  */
 export function txId(tx: Tx): string {
+  return idOf(tx.t, txHash(tx));
+}
+
+/** A transaction's content hash: SHA-256 of the canonical JSON of `{amount, receiver, sender, t}`. */
+export function txHash(tx: Tx): string {
   return sha256Hex(txCanonical(tx));
 }
+
+/** The id of a transaction stamped `t` whose content hash is `hash`. */
+export function idOf(t: number, hash: string): string {
+  return `${String(Math.round(t * 1e6)).padStart(16, "0")}-${hash}`;
+}
+
+/** What a transaction id looks like. */
+export const TX_ID = /^\d{16}-[0-9a-f]{64}$/;
 
 /** The hash an item is chained by: SHA-256 of the canonical JSON of all five fields. */
 export function itemHash(item: Item): string {

@@ -263,7 +263,7 @@ Deno.test("send, pool, tx, balance, blocks, status, peers, register and call aga
     // send prints the id, which is the id of what the node pooled.
     const sent = assertOk(await run("send", "--to", BF2, "--amount", "10000"));
     assert.equal(sent.length, 2);
-    assert.match(sent[0], /^[0-9a-f]{64}$/);
+    assert.match(sent[0], /^\d{16}-[0-9a-f]{64}$/);
     assert.equal(sent[1], "node: 202 Accepted");
     const id1 = sent[0];
     const [pooled] = (await node.store.poolPage(10)).txs;
@@ -285,11 +285,11 @@ Deno.test("send, pool, tx, balance, blocks, status, peers, register and call aga
     const id3 = assertOk(await run("send", "--from", BF0, "--to", BF2, "--amount", "5"))[0];
 
     const pool = assertOk(await run("pool"));
-    assert.match(pool[0], /^id\s+t\s+sender\s+receiver\s+amount$/);
+    assert.match(pool[0], /^hash\s+t\s+sender\s+receiver\s+amount$/);
     assert.equal(pool.length, 5);
-    assert.ok(pool[1].startsWith(id1.slice(0, 16)) && pool[1].endsWith(`${BF2}  10000`), pool[1]);
-    assert.ok(pool[2].startsWith(id2.slice(0, 16)) && pool[2].endsWith(`${BF1}  8000`), pool[2]);
-    assert.ok(pool[3].startsWith(id3.slice(0, 16)) && pool[3].includes(`${BF0}  ${BF2}  5`));
+    assert.ok(pool[1].startsWith(id1.slice(17, 33)) && pool[1].endsWith(`${BF2}  10000`), pool[1]);
+    assert.ok(pool[2].startsWith(id2.slice(17, 33)) && pool[2].endsWith(`${BF1}  8000`), pool[2]);
+    assert.ok(pool[3].startsWith(id3.slice(17, 33)) && pool[3].includes(`${BF0}  ${BF2}  5`));
     assert.equal(pool[4], "3 transactions.");
     const poolJson = JSON.parse(assertOk(await run("pool", "--json"))[0]);
     assert.deepEqual(poolJson.pool.map(txId), [id1, id2, id3]);
@@ -327,14 +327,14 @@ Deno.test("send, pool, tx, balance, blocks, status, peers, register and call aga
       index: 1,
       tx: { ...json.tx, prev_hash: null },
     });
-    const unknown = "cd".repeat(32);
+    const unknown = `1700000000000000-${"cd".repeat(32)}`;
     const missing = await run("tx", unknown);
     assertFails(missing, "tx", `node answered 404: Transaction "${unknown}" is not known`);
     assert.equal(missing.stdout, "");
     assertFails(
       await run("tx", "xyz"),
       "tx",
-      'node answered 400: "id" must be 64 hex digits (a SHA-256)',
+      'node answered 400: "id" must be a transaction id: 16 digits, a dash, 64 hex digits',
     );
 
     assert.deepEqual(assertOk(await run("balance", BF2)), ["10000"]);

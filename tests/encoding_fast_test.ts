@@ -13,6 +13,7 @@ import {
   itemTexts,
   type Tx,
   txCanonical,
+  txHash,
   txId,
 } from "../lib/transaction.ts";
 import { A, B, GENESIS, T0, tx } from "./fixtures/helpers.ts";
@@ -39,7 +40,7 @@ Deno.test("txCanonical and itemTexts equal the general encoder for every combina
           assert.equal(txJson, general(txFields(item)));
           assert.equal(itemCanonical(item), itemJson);
           assert.equal(txCanonical(item), txJson);
-          assert.equal(txId(item), hashJson(txFields(item) as unknown as Json));
+          assert.equal(txHash(item), hashJson(txFields(item) as unknown as Json));
           assert.equal(itemHash(item), hashJson(itemFields(item) as unknown as Json));
           checked++;
         }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { blockHash, chainItems, makeBlock } from "../lib/block.ts";
 import { canonicalJson, hashJson, type Json, sha256Hex } from "../lib/hash.ts";
-import { type Item, itemHash, type Tx, txId } from "../lib/transaction.ts";
+import { type Item, itemHash, type Tx, TX_ID, txHash, txId } from "../lib/transaction.ts";
 import { A, B, C, fixture, GENESIS, runDeno, T0 } from "./fixtures/helpers.ts";
 
 const sha256 = (text: string) => createHash("sha256").update(text, "utf8").digest("hex");
@@ -102,11 +102,14 @@ Deno.test("sha256Hex and hashJson: SHA-256 of the canonical UTF-8 text, lowercas
 
 const sample: Tx = { sender: GENESIS, receiver: A, amount: 10, t: T0 + 0.5 };
 
-Deno.test("txId: SHA-256 of canonical {amount, receiver, sender, t}, without prev_hash", () => {
-  assert.equal(
-    txId(sample),
-    sha256(`{"amount":10,"receiver":"${A}","sender":"${GENESIS}","t":${T0 + 0.5}}`),
-  );
+Deno.test("txId: t in microseconds, a dash, SHA-256 of canonical {amount, receiver, sender, t}", () => {
+  const hash = sha256(`{"amount":10,"receiver":"${A}","sender":"${GENESIS}","t":${T0 + 0.5}}`);
+  assert.equal(txHash(sample), hash);
+  assert.equal(txId(sample), `${String((T0 + 0.5) * 1e6).padStart(16, "0")}-${hash}`);
+  assert.match(txId(sample), TX_ID);
+  // Ids sort by time, whatever their hashes: the index keyed by id grows at its end.
+  const later = { ...sample, t: sample.t + 1e-6 };
+  assert.ok(txId(later) > txId(sample) && txId({ ...sample, t: sample.t + 1 }) > txId(later));
   // An item carries the same id wherever it sits in a block.
   const withPrev = { ...sample, prev_hash: "f".repeat(64) } as Item;
   assert.equal(txId(withPrev), txId(sample));

@@ -272,11 +272,11 @@ Deno.test("malformed requests get the lab's exact error replies", async () => {
         ['{"op": "balance", "args": {"address": "nope"}}', FAIL(400, '"address" must be a UUID')],
         [
           '{"op": "tx", "args": {"id": 5}}',
-          FAIL(400, '"id" must be 64 hex digits (a SHA-256)'),
+          FAIL(400, '"id" must be a transaction id: 16 digits, a dash, 64 hex digits'),
         ],
         [
           '{"op": "tx", "args": {"id": "abc"}}',
-          FAIL(400, '"id" must be 64 hex digits (a SHA-256)'),
+          FAIL(400, '"id" must be a transaction id: 16 digits, a dash, 64 hex digits'),
         ],
         ['{"op": "blocks", "args": {"start": "x"}}', FAIL(400, '"start" must be a whole number')],
         ['{"op": "blocks", "args": {"start": 1.5}}', FAIL(400, '"start" must be a whole number')],
@@ -512,7 +512,7 @@ Deno.test("balance, tx (pool, chain, dropped, unknown), status, time, register a
         tx: { ...t3, prev_hash: null },
       });
       assert.equal(typeof at, "number");
-      const unknown = "ab".repeat(32);
+      const unknown = `1700000000000000-${"ab".repeat(32)}`;
       assert.deepEqual(
         await c.request("tx", { id: unknown }),
         FAIL(404, `Transaction "${unknown}" is not known`),

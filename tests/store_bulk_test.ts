@@ -138,7 +138,7 @@ Deno.test("one bad block refuses the whole run, names the block, and writes noth
       // A transaction already in the chain.
       [
         chainOf([[tx(A, B, 1, T0 + 1)], [tx(GENESIS, A, 10, T0)]], 0, b0.hash),
-        /^block 2: item 0: transaction [0-9a-f]{64} is already in block 0/,
+        /^block 2: item 0: transaction \d{16}-[0-9a-f]{64} is already in block 0/,
       ],
       // The same transaction in two blocks of the run.
       [
