@@ -2,12 +2,12 @@
  * The ceiling for durable ingest: raw Deno KV atomic commits writing exactly the keys a pool
  * add writes (per transaction: check ["tx", id] is absent, set ["tx", id], set ["pool", t, id];
  * per commit: the two counter sums), on a temp file, with 1 and 100 transactions per commit.
- * Ids are SHA-256 hex as real ids are: random keys cost more B-tree pages than sequential ones,
- * and the cost grows with the table, so each is measured near 1,000 and near 100,000 rows.
+ * Ids are made by txId, as the node makes them (time first, then the SHA-256), so the keys land
+ * where the node's do; each is measured near 1,000 and near 100,000 rows.
  * Run: deno bench -A bench/kv_bench.ts
  */
-import { createHash } from "node:crypto";
 import { GENESIS } from "../lib/params.ts";
+import { txId } from "../lib/transaction.ts";
 import { account, LARGE_TABLE, T0, tempDir } from "./fixtures.ts";
 
 /** The "near 1,000" table is emptied whenever it passes this, so it stays 0-2,000. */
@@ -22,7 +22,7 @@ async function commitTxs(kv: Deno.Kv, count: number): Promise<void> {
   for (let i = 0; i < count; i++) {
     const n = serial++;
     const tx = { sender: GENESIS, receiver: account(n % 1000), amount: 1, t: T0 + n / 1e6 };
-    const id = createHash("sha256").update(`bench ${n}`).digest("hex");
+    const id = txId(tx);
     op.check({ key: ["tx", id], versionstamp: null })
       .set(["tx", id], { state: "pool", tx })
       .set(["pool", tx.t, id], tx);
