@@ -16,6 +16,7 @@ import {
   C,
   GENESIS,
   placesOf,
+  racingStore,
   sampleChain,
   T0,
   tx,
@@ -188,20 +189,12 @@ Deno.test("a run too large for one KV commit is refused before it is tried", asy
 
 Deno.test("a merge racing a run of peer blocks: conflict, then no stray pool entry", async () => {
   const kv = await Deno.openKv(":memory:");
-  const plain = new Store(kv);
-  let racing: Tx | null = null;
-  const store = new Store(wrapKv(kv, {
-    before: async () => {
-      const t = racing;
-      racing = null;
-      if (t) await plain.addToPool([t]);
-    },
-  }));
+  const { store, race } = racingStore(kv);
   try {
     await store.init();
     const mint = tx(GENESIS, A, 5, T0);
     const blocks = chainOf([[tx(GENESIS, B, 1, T0 + 1)], [mint]]);
-    racing = mint;
+    race(mint);
     const first = await store.appendBlocks(blocks);
     assert.deepEqual(first, {
       ok: false,

@@ -17,6 +17,7 @@ import {
   fakeClock,
   GENESIS,
   mints,
+  racingStore,
   sampleChain,
   T0,
   tx,
@@ -380,20 +381,12 @@ Deno.test("a merge racing a peer block of the same transaction: conflict, then n
 
 Deno.test("a merge racing the builder's commit stays in the pool", async () => {
   const kv = await Deno.openKv(":memory:");
-  const plain = new Store(kv);
-  let racing: Tx | null = null;
-  const store = new Store(wrapKv(kv, {
-    before: async () => {
-      const t = racing;
-      racing = null;
-      if (t) await plain.addToPool([t]);
-    },
-  }));
+  const { store, race } = racingStore(kv);
   try {
     await store.init();
     await store.addToPool([tx(GENESIS, A, 5, T0)]);
     const late = tx(GENESIS, B, 5, T0 - 1); // sorts first: the builder must not have read it
-    racing = late;
+    race(late);
     const result = await new Builder(store, { rules: [{ kind: "count", size: 1 }], maxBlock: 10 })
       .buildOnce();
     assert.equal(result.blocks[0].items.length, 1);
