@@ -16,6 +16,6 @@ Deno.test("README documents every command and every option its --help lists", as
 
 Deno.test("README's test command is the one CI runs", async () => {
   const ci = await Deno.readTextFile(new URL("../.ci/run", import.meta.url));
-  assert.match(ci, /^deno task test$/m);
+  assert.match(ci, /^[^#\n]*\bdeno task test\b/m);
   assert.ok(readme.includes("deno task test"));
 });
