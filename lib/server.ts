@@ -14,6 +14,11 @@ export interface ServerLimits {
   maxMessageBytes: number;
   /** Request bytes one connection may have waiting (default 8 MiB); past it, it is closed. */
   maxPendingBytes: number;
+  /**
+   * Requests one connection may have waiting (default 256); past it, it is closed. Small
+   * requests (`{"op":"pool"}` is 13 bytes) can be costly to answer, so bytes alone are no bound.
+   */
+  maxPendingRequests: number;
   /** Reply bytes buffered for a client that does not read (default 16 MiB); past it, closed. */
   maxBufferedBytes: number;
 }
@@ -22,6 +27,7 @@ export interface ServerLimits {
 export const DEFAULT_LIMITS: ServerLimits = {
   maxMessageBytes: 1 << 20,
   maxPendingBytes: 8 << 20,
+  maxPendingRequests: 256,
   maxBufferedBytes: 16 << 20,
 };
 
@@ -43,7 +49,10 @@ export interface RunningServer {
   readonly url: string;
   /** Open WebSocket connections. */
   connections(): number;
-  /** Stops accepting, closes every connection, and waits for requests under way to finish. */
+  /**
+   * Stops accepting, closes every connection, and waits for the requests under way to finish;
+   * requests still queued on a closed connection are skipped, not run.
+   */
   shutdown(): Promise<void>;
 }
 
@@ -95,6 +104,7 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   function attach(socket: WebSocket, peer: string): void {
     let pendingBytes = 0;
+    let pendingRequests = 0;
     let chain = Promise.resolve();
     const close = (code: number, reason: string) => {
       log.warn`Closing connection from ${peer}: ${reason}`;
@@ -120,19 +130,27 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
     };
     socket.onerror = () => {}; // the close event follows and is logged there
     socket.onmessage = (event: MessageEvent) => {
+      // Closing (by either side): nobody will read a reply, so do not queue work for one.
+      if (socket.readyState !== WebSocket.OPEN) return;
       const data = event.data;
       // The limits are in bytes: a string's length counts UTF-16 units, not UTF-8 bytes.
       const size = typeof data === "string"
         ? Buffer.byteLength(data, "utf8")
         : (data as ArrayBuffer).byteLength ?? 0;
+      if (pendingRequests >= limits.maxPendingRequests) {
+        close(1008, "too many requests waiting for replies");
+        return;
+      }
       if (size > limits.maxMessageBytes) {
-        chain = chain.then(() =>
+        pendingRequests++;
+        chain = chain.then(() => {
+          pendingRequests--;
           send({
             status: 413,
             error: `Message is too large: ${size} bytes, at most ${limits.maxMessageBytes}`,
             response: null,
-          })
-        );
+          });
+        });
         return;
       }
       if (pendingBytes + size > limits.maxPendingBytes) {
@@ -140,12 +158,19 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
         return;
       }
       pendingBytes += size;
+      pendingRequests++;
       const text = typeof data === "string" ? data : new TextDecoder().decode(data as ArrayBuffer);
       // Replies go out in request order: the protocol has no request ids.
       const done = chain.then(async () => {
-        const reply = await protocol.handle(text);
-        pendingBytes -= size;
-        send(reply);
+        try {
+          // The connection closed while this waited (the client left, a limit was hit, or the
+          // node is shutting down): the reply could not be sent, so the work is not done.
+          if (socket.readyState !== WebSocket.OPEN) return;
+          send(await protocol.handle(text));
+        } finally {
+          pendingBytes -= size;
+          pendingRequests--;
+        }
       });
       chain = done;
       inFlight.add(done);
