@@ -84,6 +84,8 @@ export const MAX_RUN_MUTATIONS = 1000;
 /** Most bytes of keys and values (as JSON, close to KV's own count) one run may write; KV's
  * limit per atomic is 800 KiB, and this leaves room for its encoding overhead. */
 export const MAX_RUN_BYTES = 600 * 1024;
+/** Peers per commit: 100 keys of at most ~520 bytes (URLs are capped at 512) stay under 80 KiB. */
+const PEER_BATCH = 100;
 /** Check conflicts tolerated before an operation gives up (each retry re-reads first). */
 const CONFLICT_ATTEMPTS = 20;
 
@@ -559,13 +561,20 @@ export class Store {
 
   // ---- peers and node info ----------------------------------------------------------------
 
-  /** Remembers peer URLs; returns how many were new. */
+  /**
+   * Remembers peer URLs; returns how many were new. They are committed PEER_BATCH at a time,
+   * since one atomic's keys may total at most 80 KiB: a crash part-way keeps the batches
+   * already written, which is harmless for a list of peers.
+   */
   async addPeers(urls: readonly string[]): Promise<number> {
     const existing = await getAll(this.kv, urls.map(K.peer));
-    const fresh = urls.filter((_, i) => existing[i].value === null);
-    const op = this.kv.atomic();
-    for (const url of fresh) op.set(K.peer(url), { added: Date.now() / 1000 });
-    if (fresh.length > 0) await commitWithRetry(() => op.commit());
+    const fresh = [...new Set(urls.filter((_, i) => existing[i].value === null))];
+    for (let i = 0; i < fresh.length; i += PEER_BATCH) {
+      const op = this.kv.atomic();
+      const added = Date.now() / 1000;
+      for (const url of fresh.slice(i, i + PEER_BATCH)) op.set(K.peer(url), { added });
+      await commitWithRetry(() => op.commit());
+    }
     return fresh.length;
   }
 
