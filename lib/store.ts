@@ -84,10 +84,37 @@ export const MAX_RUN_MUTATIONS = 1000;
 /** Most bytes of keys and values (as JSON, close to KV's own count) one run may write; KV's
  * limit per atomic is 800 KiB, and this leaves room for its encoding overhead. */
 export const MAX_RUN_BYTES = 600 * 1024;
+/**
+ * Most bytes of encoded keys one `appendBlocks` commit may write. KV refuses an atomic whose
+ * written keys total more than 80 KiB ("Total key size too large (max 81920 bytes)"); this
+ * leaves 4 KiB to spare. The largest possible block (MAX_BLOCK_ITEMS pool transactions between
+ * distinct addresses) writes about 65,100 bytes of keys, so any one block fits.
+ */
+export const MAX_RUN_KEY_BYTES = 76 * 1024;
 /** Peers per commit: 100 keys of at most ~520 bytes (URLs are capped at 512) stay under 80 KiB. */
 const PEER_BATCH = 100;
 /** Check conflicts tolerated before an operation gives up (each retry re-reads first). */
 const CONFLICT_ATTEMPTS = 20;
+
+const utf8 = new TextEncoder();
+
+/**
+ * The size of a key as KV encodes it (the FoundationDB tuple layout it uses): a string part is
+ * a type byte, its UTF-8 bytes with each NUL doubled, and a terminator; a number part is a
+ * type byte and 8 bytes. Other part types, which this store never writes, are overestimated.
+ */
+export function encodedKeySize(key: Deno.KvKey): number {
+  let size = 0;
+  for (const part of key) {
+    if (typeof part === "string") {
+      const bytes = utf8.encode(part);
+      size += 2 + bytes.length + bytes.filter((b) => b === 0).length;
+    } else if (typeof part === "number") size += 9;
+    else if (part instanceof Uint8Array) size += 2 + 2 * part.length;
+    else size += 2 + 2 * String(part).length;
+  }
+  return size;
+}
 
 interface Pending {
   tx: Tx;
@@ -335,8 +362,9 @@ export class Store {
    * `appendBlock` validates one, on top of the blocks before it in the run, and either all of
    * them are appended or none. This is what syncing from a peer wants (and what generates long
    * chains for the benchmark). The run must fit one KV commit: at most MAX_RUN_MUTATIONS
-   * mutations and MAX_RUN_BYTES of values (a block of one transaction takes about five
-   * mutations); a larger run is refused whole with `conflict: false`. Reasons name the block.
+   * mutations, MAX_RUN_BYTES of values and MAX_RUN_KEY_BYTES of keys (a block of one
+   * transaction takes about five mutations; a transaction's keys take about 230 bytes); a
+   * larger run is refused whole with `conflict: false`. Reasons name the block.
    */
   async appendBlocks(blocks: readonly Block[]): Promise<AppendBlocksResult> {
     if (blocks.length === 0) return { ok: true, blocks: [] };
@@ -408,14 +436,19 @@ export class Store {
     const op = this.kv.atomic().check({ key: K.tip, versionstamp });
     let mutations = 0;
     let bytes = 0;
+    // KV counts only the keys of sets and sums against its 80 KiB; deletes count here too, to
+    // stay on the safe side (a maximal block still fits, see MAX_RUN_KEY_BYTES).
+    let keyBytes = 0;
     const set = (key: Deno.KvKey, value: unknown) => {
       op.set(key, value);
       mutations++;
       bytes += JSON.stringify(key).length + (JSON.stringify(value)?.length ?? 0);
+      keyBytes += encodedKeySize(key);
     };
     const remove = (key: Deno.KvKey) => {
       op.delete(key);
       mutations++;
+      keyBytes += encodedKeySize(key);
     };
     let leavingPool = 0;
     let unknown = false;
@@ -488,12 +521,19 @@ export class Store {
     if (leavingPool > 0) {
       op.sum(K.poolSize, delta(-leavingPool));
       mutations++;
+      keyBytes += encodedKeySize(K.poolSize);
     }
     // Checked before committing so that a run too large is refused, never half-tried.
     if (mutations > MAX_RUN_MUTATIONS || bytes > MAX_RUN_BYTES) {
       return invalid(
         `run of ${run.length} blocks needs ${mutations} mutations and about ${bytes} bytes; ` +
           `one commit takes at most ${MAX_RUN_MUTATIONS} and ${MAX_RUN_BYTES}`,
+      );
+    }
+    if (keyBytes > MAX_RUN_KEY_BYTES) {
+      return invalid(
+        `run of ${run.length} blocks writes ${keyBytes} bytes of keys; ` +
+          `one commit takes at most ${MAX_RUN_KEY_BYTES}`,
       );
     }
     const result = await commitWithRetry(() => op.commit());
