@@ -9,15 +9,15 @@ import {
   withNode,
 } from "../lib/cli.ts";
 import { DEFAULT_NODE } from "../lib/client.ts";
-import { monotonicStamper, systemClock } from "../lib/clock.ts";
 import { GENESIS } from "../lib/params.ts";
 import { admitTx, txId, txToWire } from "../lib/transaction.ts";
 
 const help = `Usage: foxchain send --to UUID --amount N [options]
 
-Sends one transaction to a node's pool. The transaction is stamped here (its t), so its id is
-known before sending and sending it again is safe: a node never adds the same id twice.
-Prints the transaction id and the node's answer.
+Sends one transaction to a node's pool and prints its id and the node's answer. The
+transaction is stamped here (its t), so its id is known before it is sent; each run is a new
+transfer, even of the same amount between the same addresses. To retry one transfer, resend
+its JSON (send --json prints it) with "foxchain call merge": a node never adds one id twice.
 
 Options:
       --from UUID  sender (default: GENESIS, ${GENESIS}, which mints)
@@ -25,6 +25,15 @@ Options:
       --amount N   a positive whole number
 ${NODE_HELP}
   -h, --help       show this help`;
+
+/**
+ * Stamps `t` here: now, with random microseconds under the millisecond the clock gives, so two
+ * `send`s in one millisecond (from separate processes) are rarely identical; the node tells
+ * us when they are, and we stamp again.
+ */
+function stampHere(): number {
+  return (Date.now() * 1000 + Math.floor(Math.random() * 1000)) / 1e6;
+}
 
 /** `foxchain send` */
 export const command: Command = {
@@ -44,16 +53,22 @@ export const command: Command = {
     if (!/^\s*\d+\s*$/.test(v.amount)) {
       throw new UsageError(`--amount must be a positive whole number, got "${v.amount}"`);
     }
-    const now = systemClock.now() / 1000;
-    const checked = admitTx(
-      { sender: v.from ?? GENESIS, receiver: v.to, amount: Number(v.amount.trim() || NaN) },
-      { now, stamp: monotonicStamper(systemClock) },
-    );
+    const input = { sender: v.from ?? GENESIS, receiver: v.to, amount: Number(v.amount.trim()) };
+    const checked = admitTx(input, { now: Date.now() / 1000, stamp: stampHere });
     if (!checked.ok) throw new UsageError(checked.reason);
-    const tx = txToWire(checked.value);
-    const id = txId(checked.value);
-    const reply = await withNode(v.node ?? DEFAULT_NODE, (c) => c.request("merge", { pool: [tx] }));
-    if (v.json) console.log(JSON.stringify({ id, tx, reply }));
+    let tx = checked.value;
+    const reply = await withNode(v.node ?? DEFAULT_NODE, async (client) => {
+      // Another sender may have stamped an identical transfer in the same microsecond: the
+      // node then reports this id as already known. A fresh `t` makes it a transfer of its own.
+      for (let attempt = 1;; attempt++) {
+        const reply = await client.request("merge", { pool: [txToWire(tx)], verbose: true });
+        const known = (reply.response?.known ?? []) as string[];
+        if (reply.status !== 202 || !known.includes(txId(tx)) || attempt === 5) return reply;
+        tx = { ...tx, t: stampHere() };
+      }
+    });
+    const id = txId(tx);
+    if (v.json) console.log(JSON.stringify({ id, tx: txToWire(tx), reply }));
     if (reply.status !== 202) throw new CliError(`node answered ${reply.status}: ${reply.error}`);
     expectOk(reply);
     if (!v.json) console.log(`${id}\nnode: ${reply.status} ${reply.error}`);

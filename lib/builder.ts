@@ -7,7 +7,12 @@ import { RunningBalances } from "./balances.ts";
 import { type Block, makeBlock } from "./block.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { logger } from "./log.ts";
-import { DEFAULT_MAX_BLOCK, MAX_BLOCK_ITEMS } from "./params.ts";
+import {
+  DEFAULT_MAX_BLOCK,
+  MAX_AGE_SECONDS,
+  MAX_BLOCK_ITEMS,
+  MAX_FUTURE_SECONDS,
+} from "./params.ts";
 import { describeRules, type Rule, shouldCut } from "./rules.ts";
 import type { Dropped, Store } from "./store.ts";
 import { txToWire } from "./transaction.ts";
@@ -145,6 +150,15 @@ export class Builder {
     this.#log.info`Builder started: ${
       describeRules(this.rules)
     }, at most ${this.maxBlock} per block, checking every ${this.sleepSeconds} s.`;
+    // A made-up `t` can move the pool's times by up to the admission window, so a span or age
+    // no longer than it can be satisfied by one client at will.
+    const window = MAX_FUTURE_SECONDS + MAX_AGE_SECONDS;
+    for (const rule of this.rules) {
+      if (rule.kind !== "count" && rule.seconds <= window) {
+        this.#log
+          .warn`The ${rule.kind} rule's ${rule.seconds} s is not longer than the ${window} s a client may set t within: any client can satisfy it at once.`;
+      }
+    }
     void this.store.setBuilderInfo({
       rules: describeRules(this.rules),
       maxBlock: this.maxBlock,

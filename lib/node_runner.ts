@@ -7,7 +7,7 @@ import { CliError, durationFlag, type FlagValues, intFlag, UsageError } from "./
 import { logger, setupLogging } from "./log.ts";
 import { DEFAULT_MAX_BLOCK, MAX_BLOCK_ITEMS } from "./params.ts";
 import { Protocol } from "./protocol.ts";
-import type { Rule } from "./rules.ts";
+import { DEFAULT_AGE_SECONDS, DEFAULT_RULES, DEFAULT_SPAN_SECONDS, type Rule } from "./rules.ts";
 import { type RunningServer, startServer } from "./server.ts";
 import { openStore, type Store } from "./store.ts";
 
@@ -51,20 +51,20 @@ export const BUILD_FLAGS = {
 
 export const BUILD_HELP =
   `      --rule RULE        proof-of-write rule: span, count or age; repeat to combine
-                         (a block is cut when any holds; default: span)
+                         (a block is cut when any holds; default: span and age)
   -k, --size N           count rule: cut when the pool holds N records (default: 3)
       --span DURATION    span rule: cut when latest t - earliest t >= DURATION
                          (seconds, or 3m, 1m30s...; default: 3m)
-      --age DURATION     age rule: cut when now - earliest t >= DURATION (default: --span)
+      --age DURATION     age rule: cut when now - earliest t >= DURATION (default: 10m)
   -t, --sleep DURATION   check the rules every DURATION (default: 3)
       --max-block N      most transactions per block, 1 to ${MAX_BLOCK_ITEMS} (default: ${DEFAULT_MAX_BLOCK})`;
 
 /** Builder options from parsed BUILD_FLAGS. */
 export function builderOptions(v: FlagValues<typeof BUILD_FLAGS>): BuilderOptions {
-  const span = durationFlag("span", v.span) ?? 180;
-  const age = durationFlag("age", v.age) ?? span;
+  const span = durationFlag("span", v.span) ?? DEFAULT_SPAN_SECONDS;
+  const age = durationFlag("age", v.age) ?? DEFAULT_AGE_SECONDS;
   const size = intFlag("size", v.size, 1, 1_000_000) ?? 3;
-  const names = v.rule ?? ["span"];
+  const names = v.rule ?? DEFAULT_RULES.map((r) => r.kind);
   const rules: Rule[] = [];
   for (const name of new Set(names.flatMap((n) => n.split(",")).map((n) => n.trim()))) {
     if (name === "span") rules.push({ kind: "span", seconds: span });
@@ -77,6 +77,9 @@ export function builderOptions(v: FlagValues<typeof BUILD_FLAGS>): BuilderOption
   }
   if (v.age !== undefined && !rules.some((r) => r.kind === "age")) {
     throw new UsageError(`--age sets the age rule: add --rule age`);
+  }
+  if (v.span !== undefined && !rules.some((r) => r.kind === "span")) {
+    throw new UsageError(`--span sets the span rule: add --rule span`);
   }
   return {
     rules,

@@ -23,11 +23,28 @@ export const BODY_PART_ITEMS = 100;
 /** Total supply cap (consensus): GENESIS may not mint past Number.MAX_SAFE_INTEGER in all. */
 export const MAX_SUPPLY = Number.MAX_SAFE_INTEGER;
 
-/** Admission policy: a transaction's `t` may be at most this far in the future (seconds). */
-export const MAX_FUTURE_SECONDS = 120;
+/**
+ * Admission policy: a transaction's `t` may be at most this far in the future (seconds): room
+ * for clocks that disagree by a few seconds, no more.
+ *
+ * The whole window (future plus past, 100 s) is kept shorter than the default span of 180 s:
+ * a client that makes up its `t` can move the pool's span by at most the window, so it cannot
+ * satisfy the span rule (or the age rule) on its own. The builder warns when a rule's duration
+ * is not longer than the window.
+ */
+export const MAX_FUTURE_SECONDS = 10;
 
-/** Admission policy: a transaction's `t` may be at most this old when it reaches the pool. */
-export const MAX_AGE_SECONDS = 3600;
+/**
+ * Admission policy: a transaction's `t` may be at most this old when it reaches the pool
+ * (seconds): enough for a relay between peers (the lab's tracker syncs every 30 s).
+ */
+export const MAX_AGE_SECONDS = 90;
+
+/**
+ * Admission policy: the most one transaction may move. Without signatures anyone may mint from
+ * GENESIS, so this only keeps one request from spending the whole supply cap at once.
+ */
+export const MAX_AMOUNT = 1_000_000_000_000;
 
 /** Smallest `t` any block may carry (consensus): 2009-01-03, before which no ledger of ours ran. */
 export const MIN_T = 1230940800;

@@ -7,12 +7,13 @@ import type { Logger } from "@logtape/logtape";
 import { type Block, blockHash } from "./block.ts";
 import { type Clock, monotonicStamper, systemClock } from "./clock.ts";
 import { logger } from "./log.ts";
-import type { Store } from "./store.ts";
+import type { AddOutcome, Store } from "./store.ts";
 import {
   admitTx,
   checkTxFields,
   isAddress,
   type Item,
+  show,
   type Tx,
   TX_ID,
   txToWire,
@@ -108,11 +109,11 @@ export class Protocol {
     if (typeof op !== "string") return fail(500, "Message body is not supported.");
     const handler = Object.hasOwn(this.#ops, op) ? this.#ops[op] : undefined;
     if (!handler) return fail(404, `Operation "${clip(op)}" is not supported`);
-    if (args !== undefined && args !== null && (typeof args !== "object" || Array.isArray(args))) {
-      return fail(400, `"args" must be a JSON object`);
-    }
+    // `args` that is not an object holds no named argument: the lab's `'pool' in args` was
+    // false for it, so ops that need one answer "requires", and the others ignore it.
+    const named = typeof args === "object" && args !== null && !Array.isArray(args);
     try {
-      return await handler((args ?? undefined) as Args | undefined);
+      return await handler(named ? args as Args : undefined);
     } catch (error) {
       const why = error instanceof Error ? error.message : String(error);
       this.#log.error`Operation ${op} failed: ${why}`;
@@ -139,7 +140,10 @@ export class Protocol {
     if (added > 0) this.#log.info`Registered ${added} new peers.`;
     // The lab ignores what is not a ws:// or wss:// URL; we still say so.
     if (ignored.length === 0) return ACCEPTED;
-    return { ...ACCEPTED, response: { added, ignored: ignored.map((a) => clip(String(a))) } };
+    return {
+      ...ACCEPTED,
+      response: { added, ignored: ignored.map((a) => typeof a === "string" ? clip(a) : show(a)) },
+    };
   }
 
   async #peers(): Promise<Reply> {
@@ -170,11 +174,10 @@ export class Protocol {
 
   async #merge(args: Args | undefined): Promise<Reply> {
     if (!args || (!("pool" in args) && !("blocks" in args))) return requires("merge", "pool");
-    const details: Record<string, unknown> = {};
-    let acceptedAny = false;
-    let firstProblem = "";
+    // Both parts are checked for shape before anything is stored, so a malformed `blocks`
+    // cannot answer 400 for a request whose `pool` was stored.
+    const { pool, blocks } = args;
     if ("pool" in args) {
-      const pool = args.pool;
       if (!Array.isArray(pool)) return fail(400, `"pool" must be a list of transactions`);
       if (pool.length > LIMITS.mergeItems) {
         return fail(
@@ -182,30 +185,51 @@ export class Protocol {
           `merge takes at most ${LIMITS.mergeItems} transactions, got ${pool.length}`,
         );
       }
+    }
+    if ("blocks" in args) {
+      if (!Array.isArray(blocks)) return fail(400, `"blocks" must be a list of blocks`);
+      if (blocks.length > LIMITS.mergeBlocks) {
+        return fail(400, `merge takes at most ${LIMITS.mergeBlocks} blocks, got ${blocks.length}`);
+      }
+    }
+    // `verbose: true` asks for the ids in every reply (foxchain's `send` uses it); without it a
+    // fully accepted merge gets exactly the lab's reply.
+    const verbose = args.verbose === true;
+    const details: Record<string, unknown> = {};
+    let acceptedAny = false;
+    let firstProblem = "";
+    if (Array.isArray(pool)) {
       const now = this.#clock.now() / 1000;
-      const valid: Tx[] = [];
+      const valid: { tx: Tx; stamped: boolean }[] = [];
       const rejected: { index: number; reason: string }[] = [];
       pool.forEach((item, index) => {
-        const checked = admitTx(item, { now, stamp: this.#stamp });
-        if (checked.ok) valid.push(checked.value);
+        let stamped = false;
+        const stamp = () => {
+          stamped = true;
+          return this.#stamp();
+        };
+        const checked = admitTx(item, { now, stamp });
+        if (checked.ok) valid.push({ tx: checked.value, stamped });
         else rejected.push({ index, reason: checked.reason });
       });
-      const outcomes = valid.length > 0 ? await this.store.addToPool(valid) : [];
-      const added = outcomes.filter((o) => o.status === "added").length;
-      if (pool.length > 0) this.#logMerge(added, outcomes.length - added, rejected.length);
-      if (rejected.length > 0) {
+      const outcomes = await this.#addStamped(valid);
+      const known = outcomes.filter((o) => o.status === "known").map((o) => o.id);
+      if (pool.length > 0) {
+        this.#logMerge(outcomes.length - known.length, known.length, rejected.length);
+      }
+      if (rejected.length > 0 || verbose) {
         for (const r of rejected) this.#log.debug`Rejected item ${r.index}: ${r.reason}`;
         details.accepted = outcomes.map((o) => o.id);
+        details.known = known;
         details.rejected = rejected;
-        firstProblem ||= `item ${rejected[0].index}: ${rejected[0].reason}`;
+        if (rejected.length > 0) firstProblem = `item ${rejected[0].index}: ${rejected[0].reason}`;
       }
       acceptedAny ||= valid.length > 0 || pool.length === 0;
     }
-    if ("blocks" in args) {
-      const result = await this.#mergeBlocks(args.blocks);
-      if (typeof result === "string") return fail(400, result);
+    if (Array.isArray(blocks)) {
+      const result = await this.#mergeBlocks(blocks);
+      if (result.rejected.length > 0 || verbose) details.blocks = result;
       if (result.rejected.length > 0) {
-        details.blocks = result;
         firstProblem ||= `block ${result.rejected[0].index}: ${result.rejected[0].reason}`;
       }
       acceptedAny ||= result.rejected.length === 0 || result.appended > 0 || result.known > 0;
@@ -215,6 +239,26 @@ export class Protocol {
       return { status: 400, error: `Nothing accepted: ${firstProblem}`, response: details };
     }
     return { ...ACCEPTED, response: details };
+  }
+
+  /**
+   * Adds transactions to the pool. One this node stamped cannot be a resend (its sender gave
+   * no `t`), so if its id is already known, another process stamped an identical transfer in
+   * the same microsecond: it is stamped again and added, never swallowed as a duplicate.
+   */
+  async #addStamped(valid: { tx: Tx; stamped: boolean }[]): Promise<AddOutcome[]> {
+    if (valid.length === 0) return [];
+    const outcomes = await this.store.addToPool(valid.map((v) => v.tx));
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const clashes = outcomes.flatMap((o, i) =>
+        o.status === "known" && valid[i].stamped ? [i] : []
+      );
+      if (clashes.length === 0) break;
+      for (const i of clashes) valid[i].tx = { ...valid[i].tx, t: this.#stamp() };
+      const again = await this.store.addToPool(clashes.map((i) => valid[i].tx));
+      clashes.forEach((i, j) => (outcomes[i] = again[j]));
+    }
+    return outcomes;
   }
 
   /**
@@ -253,14 +297,8 @@ export class Protocol {
    * through the same path as a block built here; blocks we already have are skipped.
    */
   async #mergeBlocks(
-    input: unknown,
-  ): Promise<
-    string | { appended: number; known: number; rejected: { index: number; reason: string }[] }
-  > {
-    if (!Array.isArray(input)) return `"blocks" must be a list of blocks`;
-    if (input.length > LIMITS.mergeBlocks) {
-      return `merge takes at most ${LIMITS.mergeBlocks} blocks, got ${input.length}`;
-    }
+    input: unknown[],
+  ): Promise<{ appended: number; known: number; rejected: { index: number; reason: string }[] }> {
     let appended = 0;
     let known = 0;
     const rejected: { index: number; reason: string }[] = [];
@@ -367,15 +405,21 @@ function clip(text: string): string {
 
 /** A `ws://` or `wss://` URL in normal form, or null. */
 function peerUrl(addr: unknown): string | null {
-  // 1,024 characters keeps the key ["peer", url] well inside KV's 2 KiB key limit.
-  if (typeof addr !== "string" || addr.length > 1024) return null;
+  if (typeof addr !== "string" || addr.length > MAX_PEER_URL_BYTES) return null;
+  let url: URL;
   try {
-    const url = new URL(addr);
-    return url.protocol === "ws:" || url.protocol === "wss:" ? url.href : null;
+    url = new URL(addr);
   } catch {
     return null;
   }
+  if (url.protocol !== "ws:" && url.protocol !== "wss:") return null;
+  // Normalising can grow a URL (percent-encoding makes "é" six bytes), so the cap is checked
+  // on what is stored: at most 512 bytes keeps the key ["peer", url] far inside KV's 2 KiB.
+  return new TextEncoder().encode(url.href).length <= MAX_PEER_URL_BYTES ? url.href : null;
 }
+
+/** Longest peer URL kept, in UTF-8 bytes after normalisation. */
+const MAX_PEER_URL_BYTES = 512;
 
 /** An optional whole-number arg within bounds: the number, undefined, or an error text. */
 function intArg(args: Args | undefined, name: string, min: number, max: number) {

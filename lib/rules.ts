@@ -20,8 +20,19 @@ export type Rule =
   /** Fabric's BatchTimeout: now − earliest `t` >= seconds, so a lone transaction is not stuck. */
   | { kind: "age"; seconds: number };
 
-/** The homework's rule, the default: a span of 3 minutes. */
-export const DEFAULT_RULES: readonly Rule[] = [{ kind: "span", seconds: 180 }];
+/** The span rule's default duration (seconds). */
+export const DEFAULT_SPAN_SECONDS = 180;
+/** The age rule's default duration (seconds). */
+export const DEFAULT_AGE_SECONDS = 600;
+
+/**
+ * The default: the homework's span of 3 minutes, with a 10-minute age rule behind it so that a
+ * lone transaction, whose pool never spans anything, is still packed (the lab's defect 6).
+ */
+export const DEFAULT_RULES: readonly Rule[] = [
+  { kind: "span", seconds: DEFAULT_SPAN_SECONDS },
+  { kind: "age", seconds: DEFAULT_AGE_SECONDS },
+];
 
 // Times are compared in whole microseconds: `t` carries microseconds, and comparing float
 // seconds directly would make 180.000 s read as 179.99999999997 s.

@@ -3,7 +3,7 @@
  * that decide whether one may enter the pool.
  */
 import { canonicalJson, sha256Hex } from "./hash.ts";
-import { MAX_AGE_SECONDS, MAX_FUTURE_SECONDS, MAX_T, MIN_T } from "./params.ts";
+import { MAX_AGE_SECONDS, MAX_AMOUNT, MAX_FUTURE_SECONDS, MAX_T, MIN_T } from "./params.ts";
 
 /** A transaction as it waits in the pool (`prev_hash` is set only inside a block). */
 export interface Tx {
@@ -128,12 +128,22 @@ function address(input: Record<string, unknown>, field: string): Checked<string>
   const v = input[field];
   if (typeof v !== "string") return { ok: false, reason: `"${field}" must be a UUID string` };
   const lower = v.toLowerCase();
-  if (!UUID.test(lower)) return { ok: false, reason: `"${field}" is not a UUID: ${clip(v)}` };
+  if (!UUID.test(lower)) return { ok: false, reason: `"${field}" is not a UUID: ${show(v)}` };
   return { ok: true, value: lower };
 }
 
-function clip(text: string): string {
-  return JSON.stringify(text.length > 60 ? `${text.slice(0, 60)}...` : text);
+/**
+ * An untrusted value as JSON text for an error message, cut to 60 characters. Never throws:
+ * `${value}` would, for an object such as {"toString": 1}.
+ */
+export function show(value: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? typeof value;
+  } catch {
+    text = typeof value;
+  }
+  return text.length > 60 ? `${text.slice(0, 60)}...` : text;
 }
 
 /**
@@ -145,10 +155,10 @@ export function checkTxFields(tx: Tx): string | null {
   if (!isAddress(tx.receiver)) return `receiver is not a lowercase UUID`;
   if (tx.sender === tx.receiver) return "sender and receiver are the same address";
   if (!Number.isSafeInteger(tx.amount) || tx.amount <= 0) {
-    return `amount must be a positive safe integer, got ${tx.amount}`;
+    return `amount must be a positive safe integer, got ${show(tx.amount)}`;
   }
   if (typeof tx.t !== "number" || !Number.isFinite(tx.t) || tx.t < MIN_T || tx.t > MAX_T) {
-    return `t must be POSIX seconds between ${MIN_T} and ${MAX_T}, got ${tx.t}`;
+    return `t must be POSIX seconds between ${MIN_T} and ${MAX_T}, got ${show(tx.t)}`;
   }
   return null;
 }
@@ -156,7 +166,8 @@ export function checkTxFields(tx: Tx): string | null {
 /**
  * Turns one untrusted `merge` item into a transaction, or says why not. Addresses are
  * lowercased; a missing or null `t` is stamped; a given `t` is kept (never re-stamped) but must
- * lie within the admission window, so nobody can force the span rule with a made-up time.
+ * lie within the admission window (10 s ahead, 90 s old), which is shorter than the default
+ * span, so nobody can force the span rule with a made-up time.
  */
 export function admitTx(input: unknown, opts: AdmitOptions): Checked<Tx> {
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
@@ -168,12 +179,13 @@ export function admitTx(input: unknown, opts: AdmitOptions): Checked<Tx> {
   const receiver = address(fields, "receiver");
   if (!receiver.ok) return receiver;
   const amount = fields.amount;
-  if (typeof amount !== "number" || !Number.isSafeInteger(amount) || amount <= 0) {
+  if (
+    typeof amount !== "number" || !Number.isSafeInteger(amount) || amount <= 0 ||
+    amount > MAX_AMOUNT
+  ) {
     return {
       ok: false,
-      reason: `"amount" must be a positive whole number up to ${Number.MAX_SAFE_INTEGER}, got ${
-        clip(JSON.stringify(amount) ?? String(amount))
-      }`,
+      reason: `"amount" must be a whole number from 1 to ${MAX_AMOUNT}, got ${show(amount)}`,
     };
   }
   let t = fields.t;

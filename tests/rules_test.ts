@@ -16,9 +16,13 @@ const pool = (size: number, earliest: number, latest: number): PoolStats => ({
   latest,
 });
 
-Deno.test("default rule is the homework's: span of 180 s", () => {
-  assert.deepEqual(DEFAULT_RULES, [{ kind: "span", seconds: 180 }]);
-  assert.equal(describeRules(DEFAULT_RULES), "span >= 180 s");
+Deno.test("default rules: the homework's span of 180 s, with a 10-minute age rule behind it", () => {
+  assert.deepEqual(DEFAULT_RULES, [{ kind: "span", seconds: 180 }, { kind: "age", seconds: 600 }]);
+  assert.equal(describeRules(DEFAULT_RULES), "span >= 180 s or age >= 600 s");
+  // A lone transaction (span 0) is packed once it is 10 minutes old, and not before.
+  const lone = pool(1, T0, T0);
+  assert.equal(shouldCut(DEFAULT_RULES, lone, T0 + 599.999).cut, false);
+  assert.equal(shouldCut(DEFAULT_RULES, lone, T0 + 600).cut, true);
 });
 
 Deno.test("no rule holds on an empty pool, whatever the time", () => {
