@@ -1,12 +1,12 @@
 /**
- * Merge logging: a merge after a quiet spell is logged at once, in the lab's words; under
- * load one line a second sums up the merges since the line before, so nothing merged goes
- * unreported and the log does not cost a line per request.
+ * Merge logging: merges at a person's pace each get their line at once, in the lab's words;
+ * under load, past MERGE_LOG_BURST lines a second, merges are summed into the next line, so
+ * nothing merged goes unreported and the log does not cost a line per request.
  */
 import assert from "node:assert/strict";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { formatRecord } from "../lib/log.ts";
-import { MERGE_LOG_MS, Protocol } from "../lib/protocol.ts";
+import { MERGE_LOG_BURST, MERGE_LOG_MS, Protocol } from "../lib/protocol.ts";
 import { openStore } from "../lib/store.ts";
 import { A, B, GENESIS, T0 } from "./fixtures/helpers.ts";
 
@@ -57,27 +57,32 @@ Deno.test("a lone merge is logged at once, as before", async () => {
   });
 });
 
-Deno.test("merges within a second are summed into the next line", async () => {
+Deno.test("up to MERGE_LOG_BURST merges a second get their own lines; the rest are summed", async () => {
   await withLog("info", async (p, clock, lines) => {
-    await merge(p, clock, 1);
-    for (let i = 0; i < 9; i++) {
-      clock.ms += 100;
-      await merge(p, clock, 3, i === 4);
+    // 15 merges within 0.7 s: the first MERGE_LOG_BURST are logged as they come.
+    for (let i = 0; i < 15; i++) {
+      await merge(p, clock, 3, i === 12);
+      clock.ms += 50;
     }
-    assert.equal(lines.length, 1); // 900 ms after the first line: all summed, none written
-    clock.ms += 100;
+    assert.equal(MERGE_LOG_BURST, 10);
+    assert.deepEqual(
+      lines,
+      Array(10).fill("Merged 3 new transactions (0 already known, 0 rejected)."),
+    );
+    // The next merge in a later second first reports the five that had no line.
+    clock.ms = T0 * 1000 + MERGE_LOG_MS;
     const resend = JSON.stringify({
       op: "merge",
       args: { pool: [{ sender: GENESIS, receiver: B, amount: 1, t: T0 - 1 }] },
     });
     await p.handle(resend);
-    assert.deepEqual(lines.slice(1), [
-      "Merged 28 new transactions in 10 requests over 0.9 s (0 already known, 1 rejected).",
+    assert.deepEqual(lines.slice(10), [
+      "Merged 15 new transactions in 5 more requests over 0.5 s (0 already known, 1 rejected).",
+      "Merged 1 new transactions (0 already known, 0 rejected).",
     ]);
     // The same transaction again is counted as known.
-    clock.ms += MERGE_LOG_MS;
     await p.handle(resend);
-    assert.deepEqual(lines.slice(2), ["Merged 0 new transactions (1 already known, 0 rejected)."]);
+    assert.deepEqual(lines.slice(12), ["Merged 0 new transactions (1 already known, 0 rejected)."]);
   });
 });
 
