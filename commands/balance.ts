@@ -8,6 +8,7 @@ import {
   withNode,
 } from "../lib/cli.ts";
 import { DEFAULT_NODE } from "../lib/client.ts";
+import { isAddress } from "../lib/transaction.ts";
 
 const help = `Usage: foxchain balance ADDRESS [options]
 
@@ -26,12 +27,22 @@ export const command: Command = {
     const flags = parseFlags(argv, NODE_FLAGS, help, true);
     if (!flags) return 0;
     if (flags.positionals.length !== 1) throw new UsageError("give exactly one ADDRESS");
+    // Checked here, so that a typo is a usage error (exit 2), not a refusal by the node.
+    const address = flags.positionals[0].toLowerCase();
+    if (!isAddress(address)) {
+      throw new UsageError(`ADDRESS must be a UUID, got ${quote(flags.positionals[0])}`);
+    }
     const reply = await withNode(
       flags.values.node ?? DEFAULT_NODE,
-      (c) => c.request("balance", { address: flags.positionals[0] }),
+      (c) => c.request("balance", { address }),
     );
     const response = expectOk(reply);
     console.log(flags.values.json ? JSON.stringify(response) : String(response.balance));
     return 0;
   },
 };
+
+/** A user's argument for a one-line message: JSON-quoted (no raw newlines), at most 60 chars. */
+function quote(text: string): string {
+  return JSON.stringify(text.length > 60 ? `${text.slice(0, 60)}...` : text);
+}

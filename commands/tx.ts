@@ -9,7 +9,7 @@ import {
   withNode,
 } from "../lib/cli.ts";
 import { DEFAULT_NODE } from "../lib/client.ts";
-import type { Item } from "../lib/transaction.ts";
+import { type Item, TX_ID } from "../lib/transaction.ts";
 
 const help = `Usage: foxchain tx ID [options]
 
@@ -28,9 +28,16 @@ export const command: Command = {
     const flags = parseFlags(argv, NODE_FLAGS, help, true);
     if (!flags) return 0;
     if (flags.positionals.length !== 1) throw new UsageError("give exactly one transaction ID");
+    // Checked here, so that a typo is a usage error (exit 2), not a refusal by the node.
+    const id = flags.positionals[0].toLowerCase();
+    if (!TX_ID.test(id)) {
+      throw new UsageError(
+        `ID must be 16 digits, a dash and 64 hex digits, got ${quote(flags.positionals[0])}`,
+      );
+    }
     const reply = await withNode(
       flags.values.node ?? DEFAULT_NODE,
-      (c) => c.request("tx", { id: flags.positionals[0] }),
+      (c) => c.request("tx", { id }),
     );
     const r = expectOk(reply);
     if (flags.values.json) {
@@ -49,3 +56,8 @@ export const command: Command = {
     return 0;
   },
 };
+
+/** A user's argument for a one-line message: JSON-quoted (no raw newlines), at most 60 chars. */
+function quote(text: string): string {
+  return JSON.stringify(text.length > 60 ? `${text.slice(0, 60)}...` : text);
+}

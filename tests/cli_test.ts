@@ -200,7 +200,30 @@ Deno.test("unknown commands and flags, and bad values, exit 2 with one line and 
       /^foxchain blocks: --start must be a whole number/,
     ],
     [["balance", "-n", node], "balance", "give exactly one ADDRESS"],
+    // Malformed values are refused here, before any node is asked (none listens at `node`).
+    [["balance", "nope", "-n", node], "balance", 'ADDRESS must be a UUID, got "nope"'],
+    [
+      ["balance", `${BF2}x`, "-n", node],
+      "balance",
+      `ADDRESS must be a UUID, got "${BF2}x"`,
+    ],
+    [
+      ["balance", "a\nb", "-n", node],
+      "balance",
+      'ADDRESS must be a UUID, got "a\\nb"',
+    ],
     [["tx", "-n", node], "tx", "give exactly one transaction ID"],
+    [
+      ["tx", "xyz", "-n", node],
+      "tx",
+      'ID must be 16 digits, a dash and 64 hex digits, got "xyz"',
+    ],
+    [
+      // A bare SHA-256, as ids were before they started with the time.
+      ["tx", "ab".repeat(32), "-n", node],
+      "tx",
+      `ID must be 16 digits, a dash and 64 hex digits, got "${"ab".repeat(30)}..."`,
+    ],
     [["register", "-n", node], "register", "give at least one peer URL"],
     [["call", "-n", node], "call", "give an OP and at most one ARGS-JSON"],
     [["call", "pool", "{bad", "-n", node], "call", "ARGS-JSON is not JSON: {bad"],
@@ -223,7 +246,7 @@ Deno.test("a node that is not there: exit 1, one line on stderr, no stack trace"
     ["blocks", []],
     ["peers", []],
     ["balance", [BF2]],
-    ["tx", ["ab".repeat(32)]],
+    ["tx", [`1700000000000000-${"ab".repeat(32)}`]],
     ["register", ["ws://peer.example/ws"]],
     ["send", ["--to", BF2, "--amount", "1"]],
     ["call", ["pool"]],
@@ -331,10 +354,10 @@ Deno.test("send, pool, tx, balance, blocks, status, peers, register and call aga
     const missing = await run("tx", unknown);
     assertFails(missing, "tx", `node answered 404: Transaction "${unknown}" is not known`);
     assert.equal(missing.stdout, "");
-    assertFails(
+    assertUsage(
       await run("tx", "xyz"),
       "tx",
-      'node answered 400: "id" must be a transaction id: 16 digits, a dash, 64 hex digits',
+      'ID must be 16 digits, a dash and 64 hex digits, got "xyz"',
     );
 
     assert.deepEqual(assertOk(await run("balance", BF2)), ["10000"]);
@@ -345,11 +368,7 @@ Deno.test("send, pool, tx, balance, blocks, status, peers, register and call aga
       address: BF2,
       balance: 10000,
     });
-    assertFails(
-      await run("balance", "nope"),
-      "balance",
-      'node answered 400: "address" must be a UUID',
-    );
+    assertUsage(await run("balance", "nope"), "balance", 'ADDRESS must be a UUID, got "nope"');
 
     const table = assertOk(await run("blocks"));
     assert.equal(table[0], `block 0  hash ${block.hash.slice(0, 16)}  prev -  2 records`);
