@@ -126,12 +126,12 @@ Deno.test("unknown commands and flags, and bad values, exit 2 with one line and 
     [
       ["send", "--to", BF2, "--amount", "0", "-n", node],
       "send",
-      /"amount" must be a positive whole number/,
+      /"amount" must be a whole number from 1 to 1000000000000, got 0$/,
     ],
     [
       ["send", "--to", BF2, "--amount", "99999999999999999999", "-n", node],
       "send",
-      /"amount" must be a positive whole number up to 9007199254740991/,
+      /"amount" must be a whole number from 1 to 1000000000000, got 100000000000000000000$/,
     ],
     [["send", "--amount", "5", "-n", node], "send", "--to is required"],
     [["send", "--to", BF2, "-n", node], "send", "--amount is required"],
@@ -172,7 +172,16 @@ Deno.test("unknown commands and flags, and bad values, exit 2 with one line and 
       "build",
       '--sleep must be a duration such as 180, 3m or 1m30s, got "abc"',
     ],
-    [["build", "--age", "1m"], "build", "--age sets the age rule: add --rule age"],
+    [
+      ["build", "--rule", "span", "--age", "1m"],
+      "build",
+      "--age sets the age rule: add --rule age",
+    ],
+    [
+      ["build", "--rule", "count", "--span", "1m"],
+      "build",
+      "--span sets the span rule: add --rule span",
+    ],
     [
       ["serve", "--port", "70000"],
       "serve",
@@ -298,7 +307,12 @@ Deno.test("send, pool, tx, balance, blocks, status, peers, register and call aga
       assertOk(await run("send", "--to", BF1, "--amount", "8000", "--json"))[0],
     );
     assert.equal(json.id, txId(json.tx));
-    assert.deepEqual(json.reply, { status: 202, error: "Accepted" });
+    // send asks for the ids (verbose), so the reply names what went in.
+    assert.deepEqual(json.reply, {
+      status: 202,
+      error: "Accepted",
+      response: { accepted: [json.id], known: [], rejected: [] },
+    });
     const resend = await run("call", "merge", JSON.stringify({ pool: [json.tx] }), "--compact");
     assert.deepEqual(assertOk(resend), ['{"status":202,"error":"Accepted"}']);
     assert.equal((await node.store.poolStats()).size, 2);
