@@ -20,6 +20,7 @@ import {
   sampleChain,
   T0,
   tx,
+  withStore,
   wrapKv,
 } from "./fixtures/helpers.ts";
 
@@ -44,17 +45,6 @@ async function dump(store: Store): Promise<[Deno.KvKey, unknown][]> {
     out.push([entry.key, value]);
   }
   return out;
-}
-
-async function withStore(body: (store: Store) => Promise<void>) {
-  const store = await openStore(":memory:");
-  try {
-    await body(store);
-    const verdict = await verifyStore(store, { indexes: true });
-    assert.ok(verdict.ok, JSON.stringify(verdict));
-  } finally {
-    await store.close();
-  }
 }
 
 Deno.test("appendBlocks writes exactly what appendBlock block by block writes", async () => {

@@ -6,23 +6,11 @@
 import assert from "node:assert/strict";
 import { type Block, makeBlock } from "../lib/block.ts";
 import { MAX_BLOCK_ITEMS } from "../lib/params.ts";
-import { encodedKeySize, MAX_RUN_KEY_BYTES, openStore, type Store } from "../lib/store.ts";
-import { verifyStore } from "../lib/verify.ts";
-import { addr, GENESIS, T0, tx } from "./fixtures/helpers.ts";
+import { encodedKeySize, MAX_RUN_KEY_BYTES } from "../lib/store.ts";
+import { addr, GENESIS, T0, tx, withStore } from "./fixtures/helpers.ts";
 
 /** KV's own cap on the keys one atomic writes. */
 const KV_MAX_TOTAL_KEY_BYTES = 81_920;
-
-async function withStore(body: (store: Store) => Promise<void>) {
-  const store = await openStore(":memory:");
-  try {
-    await body(store);
-    const verdict = await verifyStore(store, { indexes: true });
-    assert.ok(verdict.ok, JSON.stringify(verdict));
-  } finally {
-    await store.close();
-  }
-}
 
 Deno.test("encodedKeySize counts keys as KV does: 81,920 bytes commit, one more does not", async () => {
   const kv = await Deno.openKv(":memory:");

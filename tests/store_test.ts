@@ -21,19 +21,9 @@ import {
   sampleChain,
   T0,
   tx,
+  withStore,
   wrapKv,
 } from "./fixtures/helpers.ts";
-
-async function withStore(body: (store: Store) => Promise<void>) {
-  const store = await openStore(":memory:");
-  try {
-    await body(store);
-    const verdict = await verifyStore(store, { indexes: true });
-    assert.ok(verdict.ok, JSON.stringify(verdict));
-  } finally {
-    await store.close();
-  }
-}
 
 const oneRule = { rules: [{ kind: "count" as const, size: 1 }] };
 
