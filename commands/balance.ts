@@ -8,7 +8,7 @@ import {
   withNode,
 } from "../lib/cli.ts";
 import { DEFAULT_NODE } from "../lib/client.ts";
-import { isAddress } from "../lib/transaction.ts";
+import { isAddress, show } from "../lib/transaction.ts";
 
 const help = `Usage: foxchain balance ADDRESS [options]
 
@@ -30,7 +30,7 @@ export const command: Command = {
     // Checked here, so that a typo is a usage error (exit 2), not a refusal by the node.
     const address = flags.positionals[0].toLowerCase();
     if (!isAddress(address)) {
-      throw new UsageError(`ADDRESS must be a UUID, got ${quote(flags.positionals[0])}`);
+      throw new UsageError(`ADDRESS must be a UUID, got ${show(flags.positionals[0])}`);
     }
     const reply = await withNode(
       flags.values.node ?? DEFAULT_NODE,
@@ -41,8 +41,3 @@ export const command: Command = {
     return 0;
   },
 };
-
-/** A user's argument for a one-line message: JSON-quoted (no raw newlines), at most 60 chars. */
-function quote(text: string): string {
-  return JSON.stringify(text.length > 60 ? `${text.slice(0, 60)}...` : text);
-}

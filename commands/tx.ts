@@ -9,7 +9,7 @@ import {
   withNode,
 } from "../lib/cli.ts";
 import { DEFAULT_NODE } from "../lib/client.ts";
-import { type Item, TX_ID } from "../lib/transaction.ts";
+import { type Item, show, TX_ID } from "../lib/transaction.ts";
 
 const help = `Usage: foxchain tx ID [options]
 
@@ -32,7 +32,7 @@ export const command: Command = {
     const id = flags.positionals[0].toLowerCase();
     if (!TX_ID.test(id)) {
       throw new UsageError(
-        `ID must be 16 digits, a dash and 64 hex digits, got ${quote(flags.positionals[0])}`,
+        `ID must be 16 digits, a dash and 64 hex digits, got ${show(flags.positionals[0])}`,
       );
     }
     const reply = await withNode(
@@ -56,8 +56,3 @@ export const command: Command = {
     return 0;
   },
 };
-
-/** A user's argument for a one-line message: JSON-quoted (no raw newlines), at most 60 chars. */
-function quote(text: string): string {
-  return JSON.stringify(text.length > 60 ? `${text.slice(0, 60)}...` : text);
-}

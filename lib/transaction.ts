@@ -137,6 +137,9 @@ function address(input: Record<string, unknown>, field: string): Checked<string>
  * `${value}` would, for an object such as {"toString": 1}.
  */
 export function show(value: unknown): string {
+  if (typeof value === "string") {
+    return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}...` : value);
+  }
   let text: string;
   try {
     text = JSON.stringify(value) ?? typeof value;
