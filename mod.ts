@@ -2,9 +2,10 @@
  * foxchain: a small, correct and fast distributed ledger toolkit on Deno.
  *
  * ```ts
- * import { Builder, openStore } from "./mod.ts";
+ * import { Builder, GENESIS, openStore } from "./mod.ts";
  * const store = await openStore(":memory:");
- * await store.addToPool([{ sender: GENESIS, receiver: "…", amount: 10, t: Date.now() / 1000 }]);
+ * const receiver = "bc70b89d-4521-454c-bebc-6c2456074bf2";
+ * await store.addToPool([{ sender: GENESIS, receiver, amount: 10, t: Date.now() / 1000 }]);
  * await new Builder(store, { rules: [{ kind: "count", size: 1 }] }).pass();
  * ```
  *
@@ -14,6 +15,7 @@ export {
   DEFAULT_MAX_BLOCK,
   GENESIS,
   MAX_AGE_SECONDS,
+  MAX_AMOUNT,
   MAX_BLOCK_ITEMS,
   MAX_FUTURE_SECONDS,
   MAX_SUPPLY,
@@ -45,7 +47,9 @@ export {
 export { RunningBalances } from "./lib/balances.ts";
 export {
   checkRule,
+  DEFAULT_AGE_SECONDS,
   DEFAULT_RULES,
+  DEFAULT_SPAN_SECONDS,
   describeRules,
   type PoolStats,
   type Rule,
@@ -55,6 +59,7 @@ export { type Clock, monotonicStamper, systemClock } from "./lib/clock.ts";
 export { parseDuration } from "./lib/duration.ts";
 export {
   type AddOutcome,
+  type AppendBlocksResult,
   type AppendResult,
   type BuilderInfo,
   type Dropped,
@@ -65,6 +70,15 @@ export {
   type TxRecord,
 } from "./lib/store.ts";
 export { Builder, type BuilderOptions, type PassResult } from "./lib/builder.ts";
+export { LIMITS, Protocol, type ProtocolOptions, type Reply } from "./lib/protocol.ts";
+export {
+  DEFAULT_LIMITS,
+  type RunningServer,
+  type ServerLimits,
+  type ServerOptions,
+  startServer,
+} from "./lib/server.ts";
+export { DEFAULT_NODE, NodeClient, NodeUnreachable } from "./lib/client.ts";
 export { type Verdict, verifyBlocks, verifyStore } from "./lib/verify.ts";
-export { commitWithRetry, isLockedError } from "./lib/kv_retry.ts";
-export { formatRecord, logger, setupLogging } from "./lib/log.ts";
+export { commitWithRetry, isLockedError, type RetryPolicy } from "./lib/kv_retry.ts";
+export { setupLogging } from "./lib/log.ts";

@@ -8,7 +8,9 @@ import type { Tx } from "./transaction.ts";
 
 /** Balances by address. An address missing from the map has the balance given by `base`. */
 export class RunningBalances {
+  /** Balances changed by the transfers applied so far, by address. */
   readonly changed = new Map<string, number>();
+  /** Starts from `base`, which gives an address's balance before any transfer applied here. */
   constructor(private readonly base: (address: string) => number) {}
 
   /** Current balance of an address, including transfers applied so far. */

@@ -15,10 +15,13 @@ import {
 
 /** A block as it is stored and sent on the wire. */
 export interface Block {
+  /** The block's transactions, hash-chained in order. */
   items: Item[];
   /** Hash of the block before it; null for height 0. */
   prev_hash: string | null;
+  /** Position in the chain; the first block has height 0. */
   height: number;
+  /** The block's hash (see `blockHash`). */
   hash: string;
 }
 

@@ -19,17 +19,21 @@ import { txToWire } from "./transaction.ts";
 
 /** How the builder works. */
 export interface BuilderOptions {
+  /** Proof-of-write rules; a block is cut when any holds. At least one is needed. */
   rules: readonly Rule[];
   /** Most transactions considered per block (default 200, at most MAX_BLOCK_ITEMS). */
   maxBlock?: number;
   /** Seconds between checks of the rules (default 3). */
   sleepSeconds?: number;
+  /** Time source (default the system clock). */
   clock?: Clock;
 }
 
 /** What one tick (or one `pass`) did. */
 export interface PassResult {
+  /** Blocks appended. */
   blocks: Block[];
+  /** Transactions dropped from the pool, with their reasons. */
   dropped: Dropped[];
   /** Why the last check did or did not cut a block. */
   reason: string;
@@ -40,8 +44,11 @@ const CONFLICT_ATTEMPTS = 10;
 
 /** Builds blocks from a store's pool. */
 export class Builder {
+  /** Proof-of-write rules; a block is cut when any holds. */
   readonly rules: readonly Rule[];
+  /** Most transactions considered per block. */
   readonly maxBlock: number;
+  /** Seconds between checks of the rules. */
   readonly sleepSeconds: number;
   readonly #clock: Clock;
   readonly #log: Logger = logger("builder");
@@ -52,6 +59,7 @@ export class Builder {
   #waiters: { count: number; resolve: (r: PassResult) => void }[] = [];
   #last: PassResult = { blocks: [], dropped: [], reason: "not run yet" };
 
+  /** A stopped builder on `store`; throws RangeError for no rules or a bad `maxBlock`. */
   constructor(readonly store: Store, opts: BuilderOptions) {
     if (opts.rules.length === 0) throw new RangeError("at least one rule is needed");
     this.rules = opts.rules;

@@ -2,6 +2,7 @@
 
 /** A source of wall-clock time in milliseconds since the epoch. */
 export interface Clock {
+  /** Current time in milliseconds since the epoch. */
   now(): number;
 }
 

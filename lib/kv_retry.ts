@@ -6,8 +6,11 @@
 
 /** Retry policy for locked-database errors. */
 export interface RetryPolicy {
+  /** Most tries in all, the first included. */
   attempts: number;
+  /** Back-off base (ms): the ceiling of the wait after try `i` is `baseDelayMs * 2 ** i`. */
   baseDelayMs: number;
+  /** Largest ceiling of one wait (ms); the actual wait is random below the ceiling. */
   maxDelayMs: number;
 }
 

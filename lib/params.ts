@@ -21,7 +21,7 @@ export const DEFAULT_MAX_BLOCK = 200;
 export const BODY_PART_ITEMS = 100;
 
 /** Total supply cap (consensus): GENESIS may not mint past Number.MAX_SAFE_INTEGER in all. */
-export const MAX_SUPPLY = Number.MAX_SAFE_INTEGER;
+export const MAX_SUPPLY: number = Number.MAX_SAFE_INTEGER;
 
 /**
  * Admission policy: a transaction's `t` may be at most this far in the future (seconds): room

@@ -21,8 +21,11 @@ import {
 
 /** A reply envelope, as the lab sends it: `error` says "OK"/"Accepted" on success. */
 export interface Reply {
+  /** HTTP-like status code: 200, 202, 4xx or 500. */
   status: number;
+  /** "OK" or "Accepted" on success, else the error text. */
   error: string;
+  /** The op's result; null or absent when there is none. */
   response?: Record<string, unknown> | null;
 }
 
@@ -58,6 +61,7 @@ type Handler = (args: Args | undefined) => Promise<Reply>;
 
 /** Options of a protocol handler. */
 export interface ProtocolOptions {
+  /** Time source (default the system clock). */
   clock?: Clock;
   /** The time zone `time` reports (default: this machine's). */
   timeZone?: string;
@@ -74,6 +78,7 @@ export class Protocol {
   #unlogged = { requests: 0, added: 0, known: 0, rejected: 0, since: 0 };
   #window = { start: -Infinity, lines: 0 };
 
+  /** A handler answering requests against `store`. */
   constructor(readonly store: Store, opts: ProtocolOptions = {}) {
     this.#clock = opts.clock ?? systemClock;
     this.#stamp = monotonicStamper(this.#clock);

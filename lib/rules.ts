@@ -5,9 +5,11 @@
 
 /** What the rules look at; the store reads it without scanning the pool. */
 export interface PoolStats {
+  /** Number of transactions in the pool. */
   size: number;
   /** Earliest and latest `t` in the pool (POSIX seconds), null when the pool is empty. */
   earliest: number | null;
+  /** Latest `t` in the pool (POSIX seconds), null when the pool is empty. */
   latest: number | null;
 }
 

@@ -33,10 +33,13 @@ export const DEFAULT_LIMITS: ServerLimits = {
 
 /** Options of `startServer`. */
 export interface ServerOptions {
+  /** The protocol handler that answers WebSocket requests. */
   protocol: Protocol;
+  /** Address to listen on (default "0.0.0.0"). */
   hostname?: string;
   /** Port to listen on; 0 picks a free one. Default 9000, as in the lab. */
   port?: number;
+  /** Limits to override; the rest come from DEFAULT_LIMITS. */
   limits?: Partial<ServerLimits>;
 }
 
@@ -44,6 +47,7 @@ export interface ServerOptions {
 export interface RunningServer {
   /** The address it listens on. */
   readonly hostname: string;
+  /** The port it listens on. */
   readonly port: number;
   /** `ws://host:port/ws` */
   readonly url: string;

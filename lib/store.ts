@@ -18,7 +18,9 @@ export type TxRecord =
 
 /** The chain's tip; height -1 and a null hash for an empty chain. */
 export interface Tip {
+  /** Height of the top block; -1 when the chain is empty. */
   height: number;
+  /** Hash of the top block; null when the chain is empty. */
   hash: string | null;
 }
 
@@ -29,7 +31,9 @@ export type AddOutcome =
 
 /** A transaction the builder left out of a block, and why. */
 export interface Dropped {
+  /** The transaction left out. */
   tx: Tx;
+  /** Why it was left out, e.g. the sender cannot pay. */
   reason: string;
 }
 
@@ -54,10 +58,15 @@ interface BlockHeader {
 
 /** What the builder or a peer last said about itself (shown by `status`). */
 export interface BuilderInfo {
+  /** The builder's rules, described as by `describeRules`. */
   rules: string;
+  /** Most transactions the builder considers per block. */
   maxBlock: number;
+  /** Seconds between the builder's checks of its rules. */
   sleepSeconds: number;
+  /** Process id of the builder. */
   pid: number;
+  /** When this was recorded (POSIX seconds). */
   updated: number;
 }
 
@@ -144,6 +153,7 @@ export class Store {
   #queue: Pending[] = [];
   #flushing: Promise<void> | null = null;
 
+  /** Wraps an open KV database; call `init` before use (`openStore` does both). */
   constructor(readonly kv: Deno.Kv) {}
 
   /** Writes the schema marker and an empty tip if the database is new. */

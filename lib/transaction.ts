@@ -7,8 +7,11 @@ import { MAX_AGE_SECONDS, MAX_AMOUNT, MAX_FUTURE_SECONDS, MAX_T, MIN_T } from ".
 
 /** A transaction as it waits in the pool (`prev_hash` is set only inside a block). */
 export interface Tx {
+  /** Paying address (a UUID), or GENESIS to mint. */
   sender: string;
+  /** Receiving address (a UUID). */
   receiver: string;
+  /** Amount moved: a positive whole number. */
   amount: number;
   /** POSIX seconds (float, microsecond precision when stamped by a node). */
   t: number;
@@ -16,6 +19,7 @@ export interface Tx {
 
 /** A transaction inside a block: `prev_hash` is the hash of the item before it, null first. */
 export interface Item extends Tx {
+  /** Hash of the item before it in the block; null for the first item. */
   prev_hash: string | null;
 }
 
@@ -120,7 +124,9 @@ export interface AdmitOptions {
   now: number;
   /** `t` to stamp when the input has none (the lab stamps on arrival). */
   stamp: () => number;
+  /** Furthest `t` may be in the future, in seconds (default MAX_FUTURE_SECONDS). */
   maxFutureSeconds?: number;
+  /** Oldest `t` may be, in seconds (default MAX_AGE_SECONDS). */
   maxAgeSeconds?: number;
 }
 
