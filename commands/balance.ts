@@ -21,7 +21,6 @@ ${NODE_HELP}
 
 /** `foxchain balance` */
 export const command: Command = {
-  name: "balance",
   help,
   async run(argv) {
     const flags = parseFlags(argv, NODE_FLAGS, help, true);

@@ -25,7 +25,6 @@ ${NODE_HELP}
 
 /** `foxchain blocks` */
 export const command: Command = {
-  name: "blocks",
   help,
   async run(argv) {
     const flags = parseFlags(argv, {

@@ -28,7 +28,6 @@ Examples:
 
 /** `foxchain build` */
 export const command: Command = {
-  name: "build",
   help,
   async run(argv) {
     const flags = parseFlags(

@@ -19,7 +19,6 @@ ${NODE_HELP.split("\n")[0]}
 
 /** `foxchain call` */
 export const command: Command = {
-  name: "call",
   help,
   async run(argv) {
     const flags = parseFlags(

@@ -11,7 +11,6 @@ ${NODE_HELP}
 
 /** `foxchain peers` */
 export const command: Command = {
-  name: "peers",
   help,
   async run(argv) {
     const flags = parseFlags(argv, NODE_FLAGS, help);

@@ -25,7 +25,6 @@ ${NODE_HELP}
 
 /** `foxchain pool` */
 export const command: Command = {
-  name: "pool",
   help,
   async run(argv) {
     const flags = parseFlags(argv, { limit: { type: "string" }, ...NODE_FLAGS }, help);

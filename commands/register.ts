@@ -19,7 +19,6 @@ ${NODE_HELP}
 
 /** `foxchain register` */
 export const command: Command = {
-  name: "register",
   help,
   async run(argv) {
     const flags = parseFlags(argv, NODE_FLAGS, help, true);

@@ -37,7 +37,6 @@ function stampHere(): number {
 
 /** `foxchain send` */
 export const command: Command = {
-  name: "send",
   help,
   async run(argv) {
     const flags = parseFlags(argv, {

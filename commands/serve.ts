@@ -22,7 +22,6 @@ ${COMMON_HELP}
 
 /** `foxchain serve` */
 export const command: Command = {
-  name: "serve",
   help,
   async run(argv) {
     const flags = parseFlags(argv, { ...SERVE_FLAGS, ...COMMON_FLAGS }, help);

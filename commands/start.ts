@@ -29,7 +29,6 @@ ${COMMON_HELP}
 
 /** `foxchain start` */
 export const command: Command = {
-  name: "start",
   help,
   async run(argv) {
     const flags = parseFlags(argv, { ...SERVE_FLAGS, ...BUILD_FLAGS, ...COMMON_FLAGS }, help);

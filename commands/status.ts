@@ -21,7 +21,6 @@ ${NODE_HELP}
 
 /** `foxchain status` */
 export const command: Command = {
-  name: "status",
   help,
   async run(argv) {
     const flags = parseFlags(argv, NODE_FLAGS, help);

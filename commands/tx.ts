@@ -22,7 +22,6 @@ ${NODE_HELP}
 
 /** `foxchain tx` */
 export const command: Command = {
-  name: "tx",
   help,
   async run(argv) {
     const flags = parseFlags(argv, NODE_FLAGS, help, true);

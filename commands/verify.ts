@@ -16,7 +16,6 @@ Options:
 
 /** `foxchain verify` */
 export const command: Command = {
-  name: "verify",
   help,
   async run(argv) {
     const flags = parseFlags(argv, {

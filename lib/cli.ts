@@ -9,7 +9,6 @@ import { parseDuration } from "./duration.ts";
 
 /** A subcommand: `run` returns the exit code. */
 export interface Command {
-  name: string;
   /** The whole `--help` text. */
   help: string;
   run(argv: string[]): Promise<number>;

@@ -11,7 +11,7 @@ import { NodeClient } from "../lib/client.ts";
 import { GENESIS } from "../lib/params.ts";
 import { type Item, type Tx, txId } from "../lib/transaction.ts";
 import { COMMANDS } from "../main.ts";
-import { T0 } from "./fixtures/helpers.ts";
+import { BF0, BF1, BF2, T0 } from "./fixtures/helpers.ts";
 import {
   poll,
   runMain,
@@ -21,10 +21,6 @@ import {
   withProcesses,
   withTempDir,
 } from "./fixtures/node.ts";
-
-const BF2 = "bc70b89d-4521-454c-bebc-6c2456074bf2";
-const BF1 = "bc70b89d-4521-454c-bebc-6c2456074bf1";
-const BF0 = "bc70b89d-4521-454c-bebc-6c2456074bf0";
 
 const lines = (text: string) => text.split("\n").filter((l) => l !== "");
 

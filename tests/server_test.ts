@@ -12,7 +12,7 @@ import { GENESIS } from "../lib/params.ts";
 import type { Reply } from "../lib/protocol.ts";
 import { type Item, itemHash, type Tx, txId } from "../lib/transaction.ts";
 import { verifyStore } from "../lib/verify.ts";
-import { A, addr, B, C, T0 } from "./fixtures/helpers.ts";
+import { A, addr, B, BF0, BF1, BF2, C, T0 } from "./fixtures/helpers.ts";
 import {
   closeSocket,
   nextMessage,
@@ -24,11 +24,6 @@ import {
   withProcesses,
   withTempDir,
 } from "./fixtures/node.ts";
-
-// The lab handout's receivers.
-const BF2 = "bc70b89d-4521-454c-bebc-6c2456074bf2";
-const BF1 = "bc70b89d-4521-454c-bebc-6c2456074bf1";
-const BF0 = "bc70b89d-4521-454c-bebc-6c2456074bf0";
 
 const ACCEPTED = { status: 202, error: "Accepted" };
 const OK = (response: Record<string, unknown>) => ({ status: 200, error: "OK", response });
