@@ -3,8 +3,8 @@
  * module under commands/ and is loaded only when it runs.
  */
 import denoJson from "./deno.json" with { type: "json" };
-import { CliError, type Command, UsageError } from "./lib/cli.ts";
-import { NodeUnreachable } from "./lib/client.ts";
+import { CliError, type Command, UsageError } from "./lib/cli/cli.ts";
+import { NodeUnreachable } from "./lib/net/client.ts";
 
 /** Command name → summary and loader. Summaries live here so `--help` loads no command. */
 export const COMMANDS: Record<

@@ -19,8 +19,8 @@ export {
   MAX_BLOCK_ITEMS,
   MAX_FUTURE_SECONDS,
   MAX_SUPPLY,
-} from "./lib/params.ts";
-export { canonicalJson, hashJson, type Json, sha256Hex } from "./lib/hash.ts";
+} from "./lib/core/params.ts";
+export { canonicalJson, hashJson, type Json, sha256Hex } from "./lib/core/hash.ts";
 export {
   type AdmitOptions,
   admitTx,
@@ -35,7 +35,7 @@ export {
   txHash,
   txId,
   txToWire,
-} from "./lib/transaction.ts";
+} from "./lib/core/transaction.ts";
 export {
   type Block,
   blockHash,
@@ -43,8 +43,8 @@ export {
   checkBlockShape,
   itemTx,
   makeBlock,
-} from "./lib/block.ts";
-export { RunningBalances } from "./lib/balances.ts";
+} from "./lib/core/block.ts";
+export { RunningBalances } from "./lib/core/balances.ts";
 export {
   checkRule,
   DEFAULT_AGE_SECONDS,
@@ -54,9 +54,9 @@ export {
   type PoolStats,
   type Rule,
   shouldCut,
-} from "./lib/rules.ts";
-export { type Clock, monotonicStamper, systemClock } from "./lib/clock.ts";
-export { parseDuration } from "./lib/duration.ts";
+} from "./lib/core/rules.ts";
+export { type Clock, monotonicStamper, systemClock } from "./lib/core/clock.ts";
+export { parseDuration } from "./lib/core/duration.ts";
 export {
   type AddOutcome,
   type AppendBlocksResult,
@@ -68,17 +68,17 @@ export {
   StoreError,
   type Tip,
   type TxRecord,
-} from "./lib/store.ts";
-export { Builder, type BuilderOptions, type PassResult } from "./lib/builder.ts";
-export { LIMITS, Protocol, type ProtocolOptions, type Reply } from "./lib/protocol.ts";
+} from "./lib/store/store.ts";
+export { Builder, type BuilderOptions, type PassResult } from "./lib/node/builder.ts";
+export { LIMITS, Protocol, type ProtocolOptions, type Reply } from "./lib/node/protocol.ts";
 export {
   DEFAULT_LIMITS,
   type RunningServer,
   type ServerLimits,
   type ServerOptions,
   startServer,
-} from "./lib/server.ts";
-export { DEFAULT_NODE, NodeClient, NodeUnreachable } from "./lib/client.ts";
-export { type Verdict, verifyBlocks, verifyStore } from "./lib/verify.ts";
-export { commitWithRetry, isLockedError, type RetryPolicy } from "./lib/kv_retry.ts";
-export { setupLogging } from "./lib/log.ts";
+} from "./lib/node/server.ts";
+export { DEFAULT_NODE, NodeClient, NodeUnreachable } from "./lib/net/client.ts";
+export { type Verdict, verifyBlocks, verifyStore } from "./lib/store/verify.ts";
+export { commitWithRetry, isLockedError, type RetryPolicy } from "./lib/store/kv.ts";
+export { setupLogging } from "./lib/node/log.ts";

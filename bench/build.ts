@@ -2,9 +2,9 @@
  * Block building: the time Builder.pass() takes to pack a pool into blocks on a KV file, with
  * senders that need balance checks (accounts funded in earlier blocks paying each other).
  */
-import { Builder } from "../lib/builder.ts";
-import { DEFAULT_MAX_BLOCK, MAX_BLOCK_ITEMS } from "../lib/params.ts";
-import { openStore } from "../lib/store.ts";
+import { Builder } from "../lib/node/builder.ts";
+import { DEFAULT_MAX_BLOCK, MAX_BLOCK_ITEMS } from "../lib/core/params.ts";
+import { openStore } from "../lib/store/store.ts";
 import { blocksOf, fundingTxs, T0, transfer } from "./fixtures.ts";
 
 /** What packing one pool took. */

@@ -3,10 +3,10 @@
  * of consecutive one-transaction blocks per atomic commit, each block validated as
  * appendBlock validates it (about 90x fewer commits than one block per commit).
  */
-import { makeBlock } from "../lib/block.ts";
-import { MAX_BLOCK_ITEMS } from "../lib/params.ts";
-import type { Store } from "../lib/store.ts";
-import { type Tx, txId } from "../lib/transaction.ts";
+import { makeBlock } from "../lib/core/block.ts";
+import { MAX_BLOCK_ITEMS } from "../lib/core/params.ts";
+import type { Store } from "../lib/store/store.ts";
+import { type Tx, txId } from "../lib/core/transaction.ts";
 import { blocksOf, fundingTxs, T0, transfer } from "./fixtures.ts";
 
 /** Blocks per appendBlocks run: one transfer per block is about 5 mutations, so ~750 of 1,000. */

@@ -3,7 +3,7 @@
  * length. bench/run.ts makes them once and names a JSON list of them in FOXCHAIN_BENCH_CHAINS;
  * run alone, a benchmark makes its own.
  */
-import { openStore } from "../lib/store.ts";
+import { openStore } from "../lib/store/store.ts";
 import { type ChainInfo, generateChain } from "./chain.ts";
 
 /** Chain lengths compared for flatness. */

@@ -2,9 +2,9 @@
  * Shared workload makers for the benchmarks: addresses, transactions and chains that need
  * real balance checks (funded accounts paying each other), all deterministic.
  */
-import { type Block, makeBlock } from "../lib/block.ts";
-import { GENESIS, MAX_BLOCK_ITEMS } from "../lib/params.ts";
-import type { Tx } from "../lib/transaction.ts";
+import { type Block, makeBlock } from "../lib/core/block.ts";
+import { GENESIS, MAX_BLOCK_ITEMS } from "../lib/core/params.ts";
+import type { Tx } from "../lib/core/transaction.ts";
 
 export { GENESIS };
 

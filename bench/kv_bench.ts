@@ -6,8 +6,8 @@
  * where the node's do; each is measured near 1,000 and near 100,000 rows.
  * Run: deno bench -A bench/kv_bench.ts
  */
-import { GENESIS } from "../lib/params.ts";
-import { txId } from "../lib/transaction.ts";
+import { GENESIS } from "../lib/core/params.ts";
+import { txId } from "../lib/core/transaction.ts";
 import { account, LARGE_TABLE, T0, tempDir } from "./fixtures.ts";
 
 /** The "near 1,000" table is emptied whenever it passes this, so it stays 0-2,000. */

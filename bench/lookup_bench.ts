@@ -4,7 +4,7 @@
  * deno bench -A bench/lookup_bench.ts (it makes its chains, ~20 s, unless bench/run.ts passes
  * them in FOXCHAIN_BENCH_CHAINS).
  */
-import { openStore, type Store } from "../lib/store.ts";
+import { openStore, type Store } from "../lib/store/store.ts";
 import { CHAIN_LENGTHS, type ChainDb, chainsFromEnv, makeChainDb } from "./chains.ts";
 import { account, tempDir } from "./fixtures.ts";
 

@@ -4,10 +4,10 @@
  * each block's hash). Run: deno bench -A bench/verify_bench.ts
  */
 import { createHash } from "node:crypto";
-import { blockHash, itemTx } from "../lib/block.ts";
-import { canonicalJson, type Json } from "../lib/hash.ts";
-import { openStore } from "../lib/store.ts";
-import { verifyBlocks, verifyStore } from "../lib/verify.ts";
+import { blockHash, itemTx } from "../lib/core/block.ts";
+import { canonicalJson, type Json } from "../lib/core/hash.ts";
+import { openStore } from "../lib/store/store.ts";
+import { verifyBlocks, verifyStore } from "../lib/store/verify.ts";
 import { memoryChain, tempDir, VERIFY_CHAIN } from "./fixtures.ts";
 
 const blocks = memoryChain(VERIFY_CHAIN.accounts, VERIFY_CHAIN.transfers);

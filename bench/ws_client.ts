@@ -1,14 +1,14 @@
 /**
  * A minimal WebSocket client for the load generator (RFC 6455 text frames over Deno.connect).
  *
- * Why not lib/client.ts: Deno's built-in WebSocket client leaves Nagle's algorithm on, and a
+ * Why not lib/net/client.ts: Deno's built-in WebSocket client leaves Nagle's algorithm on, and a
  * request frame larger than a few hundred bytes then waits for the server's delayed ACK: one
  * connection sending `merge` with 100 transactions manages about 22 requests per second
  * whatever the node does (measured; docs/performance.md). This client sets TCP_NODELAY and
  * writes each frame in one piece, so the numbers are the node's. It speaks the same protocol:
  * one JSON request per text frame, replies in order.
  */
-import type { Reply } from "../lib/protocol.ts";
+import type { Reply } from "../lib/node/protocol.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -6,9 +6,9 @@ import {
   parseFlags,
   UsageError,
   withNode,
-} from "../lib/cli.ts";
-import { DEFAULT_NODE } from "../lib/client.ts";
-import { isAddress, show } from "../lib/transaction.ts";
+} from "../lib/cli/cli.ts";
+import { DEFAULT_NODE } from "../lib/net/client.ts";
+import { isAddress, show } from "../lib/core/transaction.ts";
 
 const help = `Usage: foxchain balance ADDRESS [options]
 

@@ -8,9 +8,9 @@ import {
   showTime,
   table,
   withNode,
-} from "../lib/cli.ts";
-import { DEFAULT_NODE } from "../lib/client.ts";
-import type { Block } from "../lib/block.ts";
+} from "../lib/cli/cli.ts";
+import { DEFAULT_NODE } from "../lib/net/client.ts";
+import type { Block } from "../lib/core/block.ts";
 
 const help = `Usage: foxchain blocks [options]
 

@@ -1,4 +1,4 @@
-import { type Command, parseFlags } from "../lib/cli.ts";
+import { type Command, parseFlags } from "../lib/cli/cli.ts";
 import {
   BUILD_FLAGS,
   BUILD_HELP,
@@ -7,7 +7,7 @@ import {
   COMMON_HELP,
   DEFAULT_DB,
   runNode,
-} from "../lib/node_runner.ts";
+} from "../lib/cli/node_runner.ts";
 
 const help = `Usage: foxchain build [options]
 

@@ -1,5 +1,5 @@
-import { type Command, NODE_HELP, parseFlags, UsageError, withNode } from "../lib/cli.ts";
-import { DEFAULT_NODE } from "../lib/client.ts";
+import { type Command, NODE_HELP, parseFlags, UsageError, withNode } from "../lib/cli/cli.ts";
+import { DEFAULT_NODE } from "../lib/net/client.ts";
 
 const help = `Usage: foxchain call OP [ARGS-JSON] [options]
 

@@ -1,5 +1,12 @@
-import { type Command, expectOk, NODE_FLAGS, NODE_HELP, parseFlags, withNode } from "../lib/cli.ts";
-import { DEFAULT_NODE } from "../lib/client.ts";
+import {
+  type Command,
+  expectOk,
+  NODE_FLAGS,
+  NODE_HELP,
+  parseFlags,
+  withNode,
+} from "../lib/cli/cli.ts";
+import { DEFAULT_NODE } from "../lib/net/client.ts";
 
 const help = `Usage: foxchain peers [options]
 

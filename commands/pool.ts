@@ -9,9 +9,9 @@ import {
   showTime,
   table,
   withNode,
-} from "../lib/cli.ts";
-import { DEFAULT_NODE } from "../lib/client.ts";
-import { type Item, txId } from "../lib/transaction.ts";
+} from "../lib/cli/cli.ts";
+import { DEFAULT_NODE } from "../lib/net/client.ts";
+import { type Item, txId } from "../lib/core/transaction.ts";
 
 const help = `Usage: foxchain pool [options]
 

@@ -6,8 +6,8 @@ import {
   parseFlags,
   UsageError,
   withNode,
-} from "../lib/cli.ts";
-import { DEFAULT_NODE } from "../lib/client.ts";
+} from "../lib/cli/cli.ts";
+import { DEFAULT_NODE } from "../lib/net/client.ts";
 
 const help = `Usage: foxchain register URL... [options]
 

@@ -7,10 +7,10 @@ import {
   parseFlags,
   UsageError,
   withNode,
-} from "../lib/cli.ts";
-import { DEFAULT_NODE } from "../lib/client.ts";
-import { GENESIS } from "../lib/params.ts";
-import { admitTx, txId, txToWire } from "../lib/transaction.ts";
+} from "../lib/cli/cli.ts";
+import { DEFAULT_NODE } from "../lib/net/client.ts";
+import { GENESIS } from "../lib/core/params.ts";
+import { admitTx, txId, txToWire } from "../lib/core/transaction.ts";
 
 const help = `Usage: foxchain send --to UUID --amount N [options]
 

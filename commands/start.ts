@@ -1,4 +1,4 @@
-import { type Command, parseFlags } from "../lib/cli.ts";
+import { type Command, parseFlags } from "../lib/cli/cli.ts";
 import {
   BUILD_FLAGS,
   BUILD_HELP,
@@ -10,7 +10,7 @@ import {
   SERVE_FLAGS,
   SERVE_HELP,
   serveOptions,
-} from "../lib/node_runner.ts";
+} from "../lib/cli/node_runner.ts";
 
 const help = `Usage: foxchain start [options]
 

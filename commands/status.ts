@@ -6,9 +6,9 @@ import {
   parseFlags,
   showTime,
   withNode,
-} from "../lib/cli.ts";
-import { DEFAULT_NODE } from "../lib/client.ts";
-import type { BuilderInfo } from "../lib/store.ts";
+} from "../lib/cli/cli.ts";
+import { DEFAULT_NODE } from "../lib/net/client.ts";
+import type { BuilderInfo } from "../lib/store/store.ts";
 
 const help = `Usage: foxchain status [options]
 

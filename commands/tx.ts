@@ -7,9 +7,9 @@ import {
   showTime,
   UsageError,
   withNode,
-} from "../lib/cli.ts";
-import { DEFAULT_NODE } from "../lib/client.ts";
-import { type Item, show, TX_ID } from "../lib/transaction.ts";
+} from "../lib/cli/cli.ts";
+import { DEFAULT_NODE } from "../lib/net/client.ts";
+import { type Item, show, TX_ID } from "../lib/core/transaction.ts";
 
 const help = `Usage: foxchain tx ID [options]
 

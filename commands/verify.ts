@@ -1,7 +1,7 @@
-import { CliError, type Command, parseFlags, plural } from "../lib/cli.ts";
-import { DEFAULT_DB } from "../lib/node_runner.ts";
-import { openStore } from "../lib/store.ts";
-import { verifyStore } from "../lib/verify.ts";
+import { CliError, type Command, parseFlags, plural } from "../lib/cli/cli.ts";
+import { DEFAULT_DB } from "../lib/cli/node_runner.ts";
+import { openStore } from "../lib/store/store.ts";
+import { verifyStore } from "../lib/store/verify.ts";
 
 const help = `Usage: foxchain verify [options]
 

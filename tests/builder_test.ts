@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { Builder, type BuilderOptions, type PassResult } from "../lib/builder.ts";
-import { MAX_SUPPLY } from "../lib/params.ts";
-import { DEFAULT_RULES } from "../lib/rules.ts";
-import { openStore, Store } from "../lib/store.ts";
-import { txId } from "../lib/transaction.ts";
-import { verifyStore } from "../lib/verify.ts";
+import { Builder, type BuilderOptions, type PassResult } from "../lib/node/builder.ts";
+import { MAX_SUPPLY } from "../lib/core/params.ts";
+import { DEFAULT_RULES } from "../lib/core/rules.ts";
+import { openStore, Store } from "../lib/store/store.ts";
+import { txId } from "../lib/core/transaction.ts";
+import { verifyStore } from "../lib/store/verify.ts";
 import { A, B, C, type FakeClock, fakeClock, GENESIS, mints, T0, tx } from "./fixtures/helpers.ts";
 
 interface Ctx {

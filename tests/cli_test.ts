@@ -5,11 +5,11 @@
  */
 import assert from "node:assert/strict";
 import denoJson from "../deno.json" with { type: "json" };
-import { type Block, makeBlock } from "../lib/block.ts";
-import { Builder } from "../lib/builder.ts";
-import { NodeClient } from "../lib/client.ts";
-import { GENESIS } from "../lib/params.ts";
-import { type Item, type Tx, txId } from "../lib/transaction.ts";
+import { type Block, makeBlock } from "../lib/core/block.ts";
+import { Builder } from "../lib/node/builder.ts";
+import { NodeClient } from "../lib/net/client.ts";
+import { GENESIS } from "../lib/core/params.ts";
+import { type Item, type Tx, txId } from "../lib/core/transaction.ts";
 import { COMMANDS } from "../main.ts";
 import { BF0, BF1, BF2, T0 } from "./fixtures/helpers.ts";
 import {

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { Builder } from "../lib/builder.ts";
-import { openStore, Store } from "../lib/store.ts";
-import type { Tx } from "../lib/transaction.ts";
-import { verifyStore } from "../lib/verify.ts";
+import { Builder } from "../lib/node/builder.ts";
+import { openStore, Store } from "../lib/store/store.ts";
+import type { Tx } from "../lib/core/transaction.ts";
+import { verifyStore } from "../lib/store/verify.ts";
 import { assertEachInOnePlace, fixture, workload, wrapKv } from "./fixtures/helpers.ts";
 
 class Injected extends Error {}

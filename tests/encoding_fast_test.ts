@@ -4,8 +4,8 @@
  * anything unusual.
  */
 import assert from "node:assert/strict";
-import { blockHash, checkBlockShape, makeBlock } from "../lib/block.ts";
-import { canonicalJson, hashJson, type Json } from "../lib/hash.ts";
+import { blockHash, checkBlockShape, makeBlock } from "../lib/core/block.ts";
+import { canonicalJson, hashJson, type Json } from "../lib/core/hash.ts";
 import {
   type Item,
   itemCanonical,
@@ -15,7 +15,7 @@ import {
   txCanonical,
   txHash,
   txId,
-} from "../lib/transaction.ts";
+} from "../lib/core/transaction.ts";
 import { A, B, GENESIS, T0, tx } from "./fixtures/helpers.ts";
 
 const general = (value: unknown) => canonicalJson(value as Json);

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { blockHash, chainItems, makeBlock } from "../lib/block.ts";
-import { canonicalJson, hashJson, type Json, sha256Hex } from "../lib/hash.ts";
-import { type Item, itemHash, type Tx, TX_ID, txHash, txId } from "../lib/transaction.ts";
+import { blockHash, chainItems, makeBlock } from "../lib/core/block.ts";
+import { canonicalJson, hashJson, type Json, sha256Hex } from "../lib/core/hash.ts";
+import { type Item, itemHash, type Tx, TX_ID, txHash, txId } from "../lib/core/transaction.ts";
 import { A, B, C, fixture, GENESIS, runDeno, T0 } from "./fixtures/helpers.ts";
 
 const sha256 = (text: string) => createHash("sha256").update(text, "utf8").digest("hex");

@@ -5,9 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
-import { formatRecord } from "../lib/log.ts";
-import { MERGE_LOG_BURST, MERGE_LOG_MS, Protocol } from "../lib/protocol.ts";
-import { openStore } from "../lib/store.ts";
+import { formatRecord } from "../lib/node/log.ts";
+import { MERGE_LOG_BURST, MERGE_LOG_MS, Protocol } from "../lib/node/protocol.ts";
+import { openStore } from "../lib/store/store.ts";
 import { A, B, GENESIS, T0 } from "./fixtures/helpers.ts";
 
 /** Runs `body` with a protocol on a fake clock, collecting foxchain's log lines at `level`. */

@@ -4,9 +4,9 @@
  * resend of a transaction that carries its own `t` is still recognised as the same one.
  */
 import assert from "node:assert/strict";
-import { Protocol } from "../lib/protocol.ts";
-import { openStore } from "../lib/store.ts";
-import { txId } from "../lib/transaction.ts";
+import { Protocol } from "../lib/node/protocol.ts";
+import { openStore } from "../lib/store/store.ts";
+import { txId } from "../lib/core/transaction.ts";
 import { A, GENESIS, T0 } from "./fixtures/helpers.ts";
 
 const frozen = { now: () => T0 * 1000 }; // both "processes" read the same millisecond

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { Builder } from "../lib/builder.ts";
-import { isLockedError } from "../lib/kv_retry.ts";
-import { openStore, Store } from "../lib/store.ts";
-import { type Tx, txId } from "../lib/transaction.ts";
-import { verifyStore } from "../lib/verify.ts";
+import { Builder } from "../lib/node/builder.ts";
+import { isLockedError } from "../lib/store/kv.ts";
+import { openStore, Store } from "../lib/store/store.ts";
+import { type Tx, txId } from "../lib/core/transaction.ts";
+import { verifyStore } from "../lib/store/verify.ts";
 import { assertEachInOnePlace, fixture, mints, T0, workload, wrapKv } from "./fixtures/helpers.ts";
 
 /**

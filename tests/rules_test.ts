@@ -6,7 +6,7 @@ import {
   type PoolStats,
   type Rule,
   shouldCut,
-} from "../lib/rules.ts";
+} from "../lib/core/rules.ts";
 import { T0 } from "./fixtures/helpers.ts";
 
 const EMPTY: PoolStats = { size: 0, earliest: null, latest: null };

@@ -6,9 +6,9 @@
  * so the others are sure to be queued behind it; the assertions are on counts, not on timing.
  */
 import assert from "node:assert/strict";
-import { Protocol, type Reply } from "../lib/protocol.ts";
-import { DEFAULT_LIMITS, type ServerLimits, startServer } from "../lib/server.ts";
-import { openStore } from "../lib/store.ts";
+import { Protocol, type Reply } from "../lib/node/protocol.ts";
+import { DEFAULT_LIMITS, type ServerLimits, startServer } from "../lib/node/server.ts";
+import { openStore } from "../lib/store/store.ts";
 import { poll } from "./fixtures/node.ts";
 
 /** A protocol that counts handle() calls and holds the first until `release()`. */

@@ -5,13 +5,13 @@
  * serve + build processes sharing one KV file.
  */
 import assert from "node:assert/strict";
-import { type Block, blockHash, checkBlockShape, makeBlock } from "../lib/block.ts";
-import { Builder } from "../lib/builder.ts";
-import { NodeClient } from "../lib/client.ts";
-import { GENESIS } from "../lib/params.ts";
-import type { Reply } from "../lib/protocol.ts";
-import { type Item, itemHash, type Tx, txId } from "../lib/transaction.ts";
-import { verifyStore } from "../lib/verify.ts";
+import { type Block, blockHash, checkBlockShape, makeBlock } from "../lib/core/block.ts";
+import { Builder } from "../lib/node/builder.ts";
+import { NodeClient } from "../lib/net/client.ts";
+import { GENESIS } from "../lib/core/params.ts";
+import type { Reply } from "../lib/node/protocol.ts";
+import { type Item, itemHash, type Tx, txId } from "../lib/core/transaction.ts";
+import { verifyStore } from "../lib/store/verify.ts";
 import { A, addr, B, BF0, BF1, BF2, C, T0 } from "./fixtures/helpers.ts";
 import {
   closeSocket,

@@ -3,10 +3,10 @@
  * appendBlock validates each block, all or nothing.
  */
 import assert from "node:assert/strict";
-import { type Block, makeBlock } from "../lib/block.ts";
-import { MAX_RUN_MUTATIONS, openStore, Store } from "../lib/store.ts";
-import { type Tx, txId } from "../lib/transaction.ts";
-import { verifyStore } from "../lib/verify.ts";
+import { type Block, makeBlock } from "../lib/core/block.ts";
+import { MAX_RUN_MUTATIONS, openStore, Store } from "../lib/store/store.ts";
+import { type Tx, txId } from "../lib/core/transaction.ts";
+import { verifyStore } from "../lib/store/verify.ts";
 import {
   A,
   addr,

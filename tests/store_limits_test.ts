@@ -4,9 +4,9 @@
  * refused before it is tried, and the key sizes the store counts are KV's own.
  */
 import assert from "node:assert/strict";
-import { type Block, makeBlock } from "../lib/block.ts";
-import { MAX_BLOCK_ITEMS } from "../lib/params.ts";
-import { encodedKeySize, MAX_RUN_KEY_BYTES } from "../lib/store.ts";
+import { type Block, makeBlock } from "../lib/core/block.ts";
+import { MAX_BLOCK_ITEMS } from "../lib/core/params.ts";
+import { encodedKeySize, MAX_RUN_KEY_BYTES } from "../lib/store/store.ts";
 import { addr, GENESIS, T0, tx, withStore } from "./fixtures/helpers.ts";
 
 /** KV's own cap on the keys one atomic writes. */

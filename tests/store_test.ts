@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { Builder } from "../lib/builder.ts";
-import { type Block, makeBlock } from "../lib/block.ts";
-import { commitWithRetry, isLockedError } from "../lib/kv_retry.ts";
-import { BODY_PART_ITEMS, MAX_BLOCK_ITEMS } from "../lib/params.ts";
-import { openStore, Store, StoreError } from "../lib/store.ts";
-import { type Tx, txId } from "../lib/transaction.ts";
-import { verifyStore } from "../lib/verify.ts";
+import { Builder } from "../lib/node/builder.ts";
+import { type Block, makeBlock } from "../lib/core/block.ts";
+import { commitWithRetry, isLockedError } from "../lib/store/kv.ts";
+import { BODY_PART_ITEMS, MAX_BLOCK_ITEMS } from "../lib/core/params.ts";
+import { openStore, Store, StoreError } from "../lib/store/store.ts";
+import { type Tx, txId } from "../lib/core/transaction.ts";
+import { verifyStore } from "../lib/store/verify.ts";
 import {
   A,
   addr,

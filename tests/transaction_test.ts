@@ -1,8 +1,14 @@
 import assert from "node:assert/strict";
-import { monotonicStamper } from "../lib/clock.ts";
-import { MAX_AGE_SECONDS, MAX_AMOUNT, MAX_FUTURE_SECONDS } from "../lib/params.ts";
-import { DEFAULT_SPAN_SECONDS } from "../lib/rules.ts";
-import { type AdmitOptions, admitTx, type Checked, type Tx, txToWire } from "../lib/transaction.ts";
+import { monotonicStamper } from "../lib/core/clock.ts";
+import { MAX_AGE_SECONDS, MAX_AMOUNT, MAX_FUTURE_SECONDS } from "../lib/core/params.ts";
+import { DEFAULT_SPAN_SECONDS } from "../lib/core/rules.ts";
+import {
+  type AdmitOptions,
+  admitTx,
+  type Checked,
+  type Tx,
+  txToWire,
+} from "../lib/core/transaction.ts";
 import { A, B, GENESIS, T0 } from "./fixtures/helpers.ts";
 
 const NOW = T0 + 1000;

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { type Block, makeBlock } from "../lib/block.ts";
-import { openStore, type Store } from "../lib/store.ts";
-import { type Item, txId } from "../lib/transaction.ts";
-import { type Verdict, verifyBlocks, verifyStore } from "../lib/verify.ts";
+import { type Block, makeBlock } from "../lib/core/block.ts";
+import { openStore, type Store } from "../lib/store/store.ts";
+import { type Item, txId } from "../lib/core/transaction.ts";
+import { type Verdict, verifyBlocks, verifyStore } from "../lib/store/verify.ts";
 import { A, appendChain, B, C, D, GENESIS, sampleChain, T0, tx } from "./fixtures/helpers.ts";
 
 /** A fresh in-memory store holding the three-block sample chain and one pooled transaction. */

@@ -3,9 +3,9 @@
  * entry point turns into exit codes, and talking to a node.
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { NodeClient, NodeUnreachable } from "./client.ts";
-import type { Reply } from "./protocol.ts";
-import { parseDuration } from "./duration.ts";
+import { NodeClient, NodeUnreachable } from "../net/client.ts";
+import type { Reply } from "../node/protocol.ts";
+import { parseDuration } from "../core/duration.ts";
 
 /** A subcommand: `run` returns the exit code. */
 export interface Command {

@@ -4,10 +4,10 @@
  * ops `balance`, `tx` and `status` and the detailed `merge` replies are foxchain's additions.
  */
 import type { Logger } from "@logtape/logtape";
-import { type Block, blockHash } from "./block.ts";
-import { type Clock, monotonicStamper, systemClock } from "./clock.ts";
+import { type Block, blockHash } from "../core/block.ts";
+import { type Clock, monotonicStamper, systemClock } from "../core/clock.ts";
 import { logger } from "./log.ts";
-import type { AddOutcome, Store } from "./store.ts";
+import type { AddOutcome, Store } from "../store/store.ts";
 import {
   admitTx,
   checkTxFields,
@@ -17,7 +17,7 @@ import {
   type Tx,
   TX_ID,
   txToWire,
-} from "./transaction.ts";
+} from "../core/transaction.ts";
 
 /** A reply envelope, as the lab sends it: `error` says "OK"/"Accepted" on success. */
 export interface Reply {

@@ -2,14 +2,19 @@
  * Running a node process: the flags `serve`, `build` and `start` share, turning them into
  * options, and the run loop with a clean shutdown on Ctrl-C or SIGTERM.
  */
-import { Builder, type BuilderOptions } from "./builder.ts";
+import { Builder, type BuilderOptions } from "../node/builder.ts";
 import { CliError, durationFlag, type FlagValues, intFlag, UsageError } from "./cli.ts";
-import { logger, setupLogging } from "./log.ts";
-import { DEFAULT_MAX_BLOCK, MAX_BLOCK_ITEMS } from "./params.ts";
-import { Protocol } from "./protocol.ts";
-import { DEFAULT_AGE_SECONDS, DEFAULT_RULES, DEFAULT_SPAN_SECONDS, type Rule } from "./rules.ts";
-import { type RunningServer, startServer } from "./server.ts";
-import { openStore, type Store } from "./store.ts";
+import { logger, setupLogging } from "../node/log.ts";
+import { DEFAULT_MAX_BLOCK, MAX_BLOCK_ITEMS } from "../core/params.ts";
+import { Protocol } from "../node/protocol.ts";
+import {
+  DEFAULT_AGE_SECONDS,
+  DEFAULT_RULES,
+  DEFAULT_SPAN_SECONDS,
+  type Rule,
+} from "../core/rules.ts";
+import { type RunningServer, startServer } from "../node/server.ts";
+import { openStore, type Store } from "../store/store.ts";
 
 /** Default KV file, in the working directory. */
 export const DEFAULT_DB = "foxchain.kv";

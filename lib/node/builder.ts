@@ -3,19 +3,19 @@
  * hold, packs the pool (in `t` order, at most `maxBlock` at a time) into blocks.
  */
 import type { Logger } from "@logtape/logtape";
-import { RunningBalances } from "./balances.ts";
-import { type Block, makeBlock } from "./block.ts";
-import { type Clock, systemClock } from "./clock.ts";
+import { RunningBalances } from "../core/balances.ts";
+import { type Block, makeBlock } from "../core/block.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
 import { logger } from "./log.ts";
 import {
   DEFAULT_MAX_BLOCK,
   MAX_AGE_SECONDS,
   MAX_BLOCK_ITEMS,
   MAX_FUTURE_SECONDS,
-} from "./params.ts";
-import { describeRules, type Rule, shouldCut } from "./rules.ts";
-import type { Dropped, Store } from "./store.ts";
-import { txToWire } from "./transaction.ts";
+} from "../core/params.ts";
+import { describeRules, type Rule, shouldCut } from "../core/rules.ts";
+import type { Dropped, Store } from "../store/store.ts";
+import { txToWire } from "../core/transaction.ts";
 
 /** How the builder works. */
 export interface BuilderOptions {

@@ -2,7 +2,7 @@
  * A client of the lab protocol: one WebSocket, requests answered in order. Used by the CLI's
  * client commands, the end-to-end tests and the benchmark's load generator.
  */
-import type { Reply } from "./protocol.ts";
+import type { Reply } from "../node/protocol.ts";
 
 /** The node could not be reached, or went away mid-request. */
 export class NodeUnreachable extends Error {}

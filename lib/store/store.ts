@@ -3,12 +3,12 @@
  * reasons behind it are in docs/storage.md. Every change that must happen together is one
  * atomic commit, so a crash leaves either all of it or none.
  */
-import { type Block, checkBlockShape, itemTx } from "./block.ts";
-import { RunningBalances } from "./balances.ts";
-import { commitWithRetry, delta, getAll } from "./kv_retry.ts";
-import { BODY_PART_ITEMS, MAX_BLOCK_ITEMS } from "./params.ts";
-import type { PoolStats } from "./rules.ts";
-import { type Item, type Tx, txId } from "./transaction.ts";
+import { type Block, checkBlockShape, itemTx } from "../core/block.ts";
+import { RunningBalances } from "../core/balances.ts";
+import { commitWithRetry, delta, getAll } from "./kv.ts";
+import { BODY_PART_ITEMS, MAX_BLOCK_ITEMS } from "../core/params.ts";
+import type { PoolStats } from "../core/rules.ts";
+import { type Item, type Tx, txId } from "../core/transaction.ts";
 
 /** Where a transaction is: waiting in the pool, in a block, or dropped with a reason. */
 export type TxRecord =

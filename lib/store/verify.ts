@@ -3,10 +3,10 @@
  * chain, hash, link to the block below, and balances with running totals. Optionally checks
  * that the indexes (balances, transaction records, pool) agree with the chain.
  */
-import { type Block, checkBlockShape } from "./block.ts";
-import { RunningBalances } from "./balances.ts";
+import { type Block, checkBlockShape } from "../core/block.ts";
+import { RunningBalances } from "../core/balances.ts";
 import type { Store } from "./store.ts";
-import { txId } from "./transaction.ts";
+import { txId } from "../core/transaction.ts";
 
 /** The verdict on a ledger. `height` is the first bad block (or the tip, for index faults). */
 export type Verdict =
