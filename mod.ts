@@ -3,10 +3,13 @@
  *
  * ```ts
  * import { Builder, GENESIS, openStore } from "./mod.ts";
- * const store = await openStore(":memory:");
+ * // A network whose blocks are cut as soon as the pool holds one transaction.
+ * const store = await openStore(":memory:", {
+ *   rules: { rules: [{ kind: "count", size: 1 }], acceptBareBlocks: false },
+ * });
  * const receiver = "bc70b89d-4521-454c-bebc-6c2456074bf2";
  * await store.addToPool([{ sender: GENESIS, receiver, amount: 10, t: Date.now() / 1000 }]);
- * await new Builder(store, { rules: [{ kind: "count", size: 1 }] }).pass();
+ * await new Builder(store).pass();
  * ```
  *
  * @module
@@ -41,8 +44,11 @@ export {
   blockHash,
   chainItems,
   checkBlockShape,
+  checkProofShape,
   itemTx,
   makeBlock,
+  type Proof,
+  type WireBlock,
 } from "./lib/core/block.ts";
 export { RunningBalances } from "./lib/core/balances.ts";
 export {
@@ -58,6 +64,7 @@ export {
 export { type Clock, monotonicStamper, systemClock } from "./lib/core/clock.ts";
 export { parseDuration } from "./lib/core/duration.ts";
 export {
+  type AcceptResult,
   type AddOutcome,
   type AppendBlocksResult,
   type AppendResult,
@@ -65,11 +72,13 @@ export {
   type Dropped,
   openStore,
   Store,
+  type StoredTip,
   StoreError,
+  type StoreOptions,
   type Tip,
   type TxRecord,
 } from "./lib/store/store.ts";
-export { Builder, type BuilderOptions, type PassResult } from "./lib/node/builder.ts";
+export { Builder, type BuilderOptions, PASS_KEEP, type PassResult } from "./lib/node/builder.ts";
 export { LIMITS, Protocol, type ProtocolOptions, type Reply } from "./lib/node/protocol.ts";
 export {
   DEFAULT_LIMITS,
@@ -79,6 +88,19 @@ export {
   startServer,
 } from "./lib/node/server.ts";
 export { DEFAULT_NODE, NodeClient, NodeUnreachable } from "./lib/net/client.ts";
-export { type Verdict, verifyBlocks, verifyStore } from "./lib/store/verify.ts";
+export { verifyStore } from "./lib/store/audit.ts";
+export { type ChainWalk, type Verdict, verifyBlocks, walkChain } from "./lib/consensus/verify.ts";
+export {
+  type BlockEffects,
+  checkBlockHeader,
+  genesisParent,
+  type HeaderFault,
+  type ParentState,
+  validateBlock,
+  type Validation,
+} from "./lib/consensus/validate.ts";
+export { best, better, type ChainEnd } from "./lib/consensus/fork_choice.ts";
+export { checkProof, isFromTheFuture, proofFor } from "./lib/consensus/proof.ts";
+export { type ChainRules, DEFAULT_CHAIN_RULES, describeChainRules } from "./lib/consensus/rules.ts";
 export { commitWithRetry, isLockedError, type RetryPolicy } from "./lib/store/kv.ts";
 export { setupLogging } from "./lib/node/log.ts";

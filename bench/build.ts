@@ -5,7 +5,7 @@
 import { Builder } from "../lib/node/builder.ts";
 import { DEFAULT_MAX_BLOCK, MAX_BLOCK_ITEMS } from "../lib/core/params.ts";
 import { openStore } from "../lib/store/store.ts";
-import { blocksOf, fundingTxs, T0, transfer } from "./fixtures.ts";
+import { BENCH_RULES, blocksOf, fundingTxs, T0, transfer } from "./fixtures.ts";
 
 /** What packing one pool took. */
 export interface BuildResult {
@@ -26,7 +26,7 @@ export async function timeBuild(
   pool: number,
   accounts = 1_000,
 ): Promise<BuildResult> {
-  const store = await openStore(path);
+  const store = await openStore(path, { rules: BENCH_RULES });
   try {
     for (const block of blocksOf(fundingTxs(accounts), MAX_BLOCK_ITEMS)) {
       const result = await store.appendBlock(block);

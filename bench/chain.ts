@@ -3,11 +3,10 @@
  * of consecutive one-transaction blocks per atomic commit, each block validated as
  * appendBlock validates it (about 90x fewer commits than one block per commit).
  */
-import { makeBlock } from "../lib/core/block.ts";
 import { MAX_BLOCK_ITEMS } from "../lib/core/params.ts";
 import type { Store } from "../lib/store/store.ts";
 import { type Tx, txId } from "../lib/core/transaction.ts";
-import { blocksOf, fundingTxs, T0, transfer } from "./fixtures.ts";
+import { blocksOf, fundingTxs, provenBlock, T0, transfer } from "./fixtures.ts";
 
 /** Blocks per appendBlocks run: one transfer per block is about 5 mutations, so ~750 of 1,000. */
 const RUN = 150;
@@ -34,7 +33,9 @@ export async function generateChain(
     const result = await store.appendBlock(block);
     if (!result.ok) throw new Error(`funding block ${block.height}: ${result.reason}`);
   }
-  let { height, hash } = { height: funding.length - 1, hash: funding[funding.length - 1].hash };
+  const top = funding[funding.length - 1];
+  let { height, hash } = { height: top.height, hash: top.hash };
+  let time = top.proof!.time;
   const sampleIds: string[] = [];
   const transfers = blocks - funding.length;
   const every = Math.max(1, Math.floor(transfers / 1000));
@@ -43,9 +44,10 @@ export async function generateChain(
     for (let j = i; j < Math.min(i + RUN, transfers); j++) {
       const tx: Tx = transfer(j, accounts, T0 + 10);
       if (j % every === 0) sampleIds.push(txId(tx));
-      const block = makeBlock(height + 1, hash, [tx]);
+      const block = provenBlock(height + 1, hash, [tx], time);
       run.push(block);
       ({ height, hash } = block);
+      time = block.proof!.time;
     }
     const result = await store.appendBlocks(run);
     if (!result.ok) throw new Error(`blocks from ${run[0].height}: ${result.reason}`);

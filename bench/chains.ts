@@ -3,6 +3,7 @@
  * length. bench/run.ts makes them once and names a JSON list of them in FOXCHAIN_BENCH_CHAINS;
  * run alone, a benchmark makes its own.
  */
+import { BENCH_RULES } from "./fixtures.ts";
 import { openStore } from "../lib/store/store.ts";
 import { type ChainInfo, generateChain } from "./chain.ts";
 
@@ -17,7 +18,7 @@ export interface ChainDb extends ChainInfo {
 
 /** Generates one chain database of `blocks` blocks at `path` and closes it. */
 export async function makeChainDb(path: string, blocks: number): Promise<ChainDb> {
-  const store = await openStore(path);
+  const store = await openStore(path, { rules: BENCH_RULES });
   try {
     const started = performance.now();
     const info = await generateChain(store, blocks);

@@ -3,6 +3,9 @@
  * real balance checks (funded accounts paying each other), all deterministic.
  */
 import { type Block, makeBlock } from "../lib/core/block.ts";
+import { type Rule, statsOf } from "../lib/core/rules.ts";
+import { proofFor } from "../lib/consensus/proof.ts";
+import type { ChainRules } from "../lib/consensus/rules.ts";
 import { GENESIS, MAX_BLOCK_ITEMS } from "../lib/core/params.ts";
 import type { Tx } from "../lib/core/transaction.ts";
 
@@ -40,6 +43,21 @@ export function transfer(i: number, accounts: number, start: number): Tx {
   return { sender: account(from), receiver: account(to), amount: 1, t: start + i / 1e6 };
 }
 
+/** The benchmarks' network: a block may be cut as soon as the pool holds a transaction. */
+export const BENCH_RULE: Rule = { kind: "count", size: 1 };
+/** The benchmarks' network rules (every block carries its proof, as a real chain's does). */
+export const BENCH_RULES: ChainRules = { rules: [BENCH_RULE], acceptBareBlocks: false };
+
+/** The block at `height` on `hash` holding `txs`, with its proof under BENCH_RULE. */
+export function provenBlock(
+  height: number,
+  hash: string | null,
+  txs: readonly Tx[],
+  parentTime: number | null,
+): Block {
+  return makeBlock(height, hash, txs, proofFor(BENCH_RULE, statsOf(txs), parentTime));
+}
+
 /** Splits transactions into blocks of at most `size`, chained on top of `height`/`hash`. */
 export function blocksOf(
   txs: readonly Tx[],
@@ -48,8 +66,10 @@ export function blocksOf(
   hash: string | null = null,
 ): Block[] {
   const blocks: Block[] = [];
+  let time: number | null = null;
   for (let i = 0; i < txs.length; i += size) {
-    const block = makeBlock(height + 1, hash, txs.slice(i, i + size));
+    const block = provenBlock(height + 1, hash, txs.slice(i, i + size), time);
+    time = block.proof!.time;
     blocks.push(block);
     height = block.height;
     hash = block.hash;

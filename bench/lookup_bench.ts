@@ -6,7 +6,7 @@
  */
 import { openStore, type Store } from "../lib/store/store.ts";
 import { CHAIN_LENGTHS, type ChainDb, chainsFromEnv, makeChainDb } from "./chains.ts";
-import { account, tempDir } from "./fixtures.ts";
+import { account, BENCH_RULES, tempDir } from "./fixtures.ts";
 
 let dbs = chainsFromEnv();
 const own = dbs ? null : await tempDir();
@@ -28,7 +28,7 @@ function picker(seed: number) {
 
 const stores: Store[] = [];
 for (const db of dbs as ChainDb[]) {
-  const store = await openStore(db.path);
+  const store = await openStore(db.path, { rules: BENCH_RULES });
   stores.push(store);
   const label = `${db.blocks.toLocaleString("en-US")} blocks`;
   const pick = picker(42);

@@ -7,8 +7,9 @@ import { createHash } from "node:crypto";
 import { blockHash, itemTx } from "../lib/core/block.ts";
 import { canonicalJson, type Json } from "../lib/core/hash.ts";
 import { openStore } from "../lib/store/store.ts";
-import { verifyBlocks, verifyStore } from "../lib/store/verify.ts";
-import { memoryChain, tempDir, VERIFY_CHAIN } from "./fixtures.ts";
+import { verifyStore } from "../lib/store/audit.ts";
+import { verifyBlocks } from "../lib/consensus/verify.ts";
+import { BENCH_RULES, memoryChain, tempDir, VERIFY_CHAIN } from "./fixtures.ts";
 
 const blocks = memoryChain(VERIFY_CHAIN.accounts, VERIFY_CHAIN.transfers);
 
@@ -31,7 +32,7 @@ if (
 }
 
 const dir = await tempDir();
-const store = await openStore(`${dir.path}/verify.kv`);
+const store = await openStore(`${dir.path}/verify.kv`, { rules: BENCH_RULES });
 for (let i = 0; i < blocks.length; i++) {
   const result = await store.appendBlock(blocks[i]);
   if (!result.ok) throw new Error(result.reason);
@@ -48,7 +49,7 @@ Deno.bench({
 });
 
 Deno.bench({ name: "verifyBlocks (in memory)", group: "verify", n: 10, warmup: 2 }, async () => {
-  const verdict = await verifyBlocks(blocks);
+  const verdict = await verifyBlocks(blocks, BENCH_RULES);
   if (!verdict.ok) throw new Error(verdict.reason);
 });
 

@@ -3,9 +3,12 @@ import {
   BUILD_FLAGS,
   BUILD_HELP,
   builderOptions,
+  chainRules,
   COMMON_FLAGS,
   COMMON_HELP,
   DEFAULT_DB,
+  RULE_FLAGS,
+  RULE_HELP,
   runNode,
 } from "../lib/cli/node_runner.ts";
 
@@ -15,7 +18,9 @@ Runs the block builder on a Deno KV file shared with "foxchain serve". Every --s
 the proof-of-write rules; while one holds it packs the pool, earliest t first, into blocks:
 a transaction whose sender cannot pay is dropped, with its reason kept ("foxchain tx ID").
 
-Options:
+Network rules (the builder cuts under them; the node serving this database must use the same):
+${RULE_HELP}
+Builder options:
 ${BUILD_HELP}
       --once             build what the rules allow now, then exit
 ${COMMON_HELP}
@@ -32,13 +37,14 @@ export const command: Command = {
   async run(argv) {
     const flags = parseFlags(
       argv,
-      { ...BUILD_FLAGS, ...COMMON_FLAGS, once: { type: "boolean" } },
+      { ...RULE_FLAGS, ...BUILD_FLAGS, ...COMMON_FLAGS, once: { type: "boolean" } },
       help,
     );
     if (!flags) return 0;
     const v = flags.values;
     return await runNode({
       db: v.db ?? DEFAULT_DB,
+      rules: chainRules(v),
       debug: v.debug,
       quiet: v.quiet,
       build: { ...builderOptions(v), once: v.once },

@@ -1,8 +1,11 @@
 import { type Command, parseFlags } from "../lib/cli/cli.ts";
 import {
+  chainRules,
   COMMON_FLAGS,
   COMMON_HELP,
   DEFAULT_DB,
+  RULE_FLAGS,
+  RULE_HELP,
   runNode,
   SERVE_FLAGS,
   SERVE_HELP,
@@ -17,6 +20,8 @@ It does not build blocks: run "foxchain build" beside it on the same --db, or us
 
 Options:
 ${SERVE_HELP}
+Network rules (every node of a network uses the same; blocks are checked against them):
+${RULE_HELP}
 ${COMMON_HELP}
   -h, --help             show this help`;
 
@@ -24,11 +29,12 @@ ${COMMON_HELP}
 export const command: Command = {
   help,
   async run(argv) {
-    const flags = parseFlags(argv, { ...SERVE_FLAGS, ...COMMON_FLAGS }, help);
+    const flags = parseFlags(argv, { ...SERVE_FLAGS, ...RULE_FLAGS, ...COMMON_FLAGS }, help);
     if (!flags) return 0;
     const v = flags.values;
     return await runNode({
       db: v.db ?? DEFAULT_DB,
+      rules: chainRules(v),
       debug: v.debug,
       quiet: v.quiet,
       serve: serveOptions(v),

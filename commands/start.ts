@@ -3,9 +3,12 @@ import {
   BUILD_FLAGS,
   BUILD_HELP,
   builderOptions,
+  chainRules,
   COMMON_FLAGS,
   COMMON_HELP,
   DEFAULT_DB,
+  RULE_FLAGS,
+  RULE_HELP,
   runNode,
   SERVE_FLAGS,
   SERVE_HELP,
@@ -20,6 +23,8 @@ file. Ctrl-C stops both cleanly.
 Server options:
 ${SERVE_HELP}
 
+Network rules (every node of a network uses the same; the builder cuts under them):
+${RULE_HELP}
 Builder options:
 ${BUILD_HELP}
 
@@ -31,11 +36,17 @@ ${COMMON_HELP}
 export const command: Command = {
   help,
   async run(argv) {
-    const flags = parseFlags(argv, { ...SERVE_FLAGS, ...BUILD_FLAGS, ...COMMON_FLAGS }, help);
+    const flags = parseFlags(argv, {
+      ...SERVE_FLAGS,
+      ...RULE_FLAGS,
+      ...BUILD_FLAGS,
+      ...COMMON_FLAGS,
+    }, help);
     if (!flags) return 0;
     const v = flags.values;
     return await runNode({
       db: v.db ?? DEFAULT_DB,
+      rules: chainRules(v),
       debug: v.debug,
       quiet: v.quiet,
       serve: serveOptions(v),

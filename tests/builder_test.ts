@@ -4,8 +4,19 @@ import { MAX_SUPPLY } from "../lib/core/params.ts";
 import { DEFAULT_RULES } from "../lib/core/rules.ts";
 import { openStore, Store } from "../lib/store/store.ts";
 import { txId } from "../lib/core/transaction.ts";
-import { verifyStore } from "../lib/store/verify.ts";
-import { A, B, C, type FakeClock, fakeClock, GENESIS, mints, T0, tx } from "./fixtures/helpers.ts";
+import { verifyStore } from "../lib/store/audit.ts";
+import {
+  A,
+  B,
+  C,
+  type FakeClock,
+  fakeClock,
+  GENESIS,
+  LOOSE_RULES,
+  mints,
+  T0,
+  tx,
+} from "./fixtures/helpers.ts";
 
 interface Ctx {
   store: Store;
@@ -18,7 +29,7 @@ interface Ctx {
 /** Runs `body` with a started builder on a fresh in-memory store under a fake clock at T0. */
 async function withBuilder(opts: BuilderOptions, body: (ctx: Ctx) => Promise<void>) {
   const clock = fakeClock();
-  const store = await openStore(":memory:");
+  const store = await openStore(":memory:", { rules: LOOSE_RULES });
   const builder = new Builder(store, opts);
   const next = (ms = builder.sleepSeconds * 1000) => {
     const n = builder.ticks + 1;
@@ -65,7 +76,19 @@ Deno.test("span rule (default 180 s): 179.999 s apart waits, a record at +180 s 
     assert.deepEqual(heights(result), [0]);
     assert.deepEqual(result.blocks[0].items.map(txId), [first, second, third].map(txId));
     assert.deepEqual(await store.poolStats(), { size: 0, earliest: null, latest: null });
-    assert.deepEqual(await store.tip(), { height: 0, hash: result.blocks[0].hash });
+    // The block carries the span rule's evidence; its time (the latest t) is the tip's time.
+    assert.deepEqual(result.blocks[0].proof, {
+      rule: "span",
+      time: T0 + 180,
+      size: 3,
+      earliest: T0,
+      latest: T0 + 180,
+    });
+    assert.deepEqual(await store.tip(), {
+      height: 0,
+      hash: result.blocks[0].hash,
+      time: T0 + 180,
+    });
     // Nothing left: later ticks build nothing.
     assert.deepEqual((await next()).blocks, []);
   });
@@ -273,7 +296,7 @@ Deno.test("minting past MAX_SUPPLY is dropped, within one block and across block
 
 Deno.test("stop() waits for the pass under way; no tick runs after it", async () => {
   const clock = fakeClock();
-  const store = await openStore(":memory:");
+  const store = await openStore(":memory:", { rules: LOOSE_RULES });
   const builder = new Builder(store, { rules: [{ kind: "count", size: 1 }], maxBlock: 1 });
   try {
     await store.addToPool(mints(5));
@@ -297,7 +320,7 @@ Deno.test("stop() waits for the pass under way; no tick runs after it", async ()
 });
 
 Deno.test("Builder refuses bad options", async () => {
-  const store = await openStore(":memory:");
+  const store = await openStore(":memory:", { rules: LOOSE_RULES });
   try {
     assert.throws(() => new Builder(store, { rules: [] }), RangeError);
     for (const maxBlock of [0, -1, 1.5, 241]) {
@@ -312,15 +335,15 @@ Deno.test("Builder refuses bad options", async () => {
 
 Deno.test("a builder whose tip moved under it (another builder appended) packs again on the new tip", async () => {
   const kv = await Deno.openKv(":memory:");
-  const store = new Store(kv);
+  const store = new Store(kv, { rules: LOOSE_RULES });
   try {
     await store.init();
     const [first, second] = [tx(GENESIS, A, 1, T0), tx(GENESIS, B, 2, T0 + 1)];
     await store.addToPool([first, second]);
     const rules = [{ kind: "count" as const, size: 1 }];
-    const other = new Builder(new Store(kv), { rules, maxBlock: 1 });
+    const other = new Builder(new Store(kv, { rules: LOOSE_RULES }), { rules, maxBlock: 1 });
     // Our builder reads the tip and the pool, then the other one appends before we do.
-    const ours = new Store(kv);
+    const ours = new Store(kv, { rules: LOOSE_RULES });
     const append = ours.appendBlock.bind(ours);
     let raced = false;
     ours.appendBlock = async (block, dropped) => {

@@ -358,6 +358,7 @@ Deno.test("send, pool, tx, balance, blocks, status, peers, register and call aga
       state: "chain",
       height: 0,
       index: 1,
+      block: block.hash,
       tx: { ...json.tx, prev_hash: null },
     });
     const unknown = `1700000000000000-${"cd".repeat(32)}`;
@@ -507,6 +508,8 @@ Deno.test("blocks and pool follow the node's pages past 1,000 blocks and 10,000 
 Deno.test("verify: a good ledger exits 0; a tampered KV file exits 1 naming the height", async () => {
   await withTempDir(async (dir) => {
     const db = `${dir}/ledger.kv`;
+    // The network's rules: verify is given the same ones as the node.
+    const rules = ["--rule", "count", "-k", "2"];
     const blocks: Block[] = [];
     await withNode(async (node) => {
       const c = await NodeClient.connect(node.url);
@@ -524,38 +527,46 @@ Deno.test("verify: a good ledger exits 0; a tampered KV file exits 1 naming the 
       } finally {
         await c.close();
       }
-    }, { path: db });
+    }, { path: db, rules: { rules: [{ kind: "count", size: 2 }], acceptBareBlocks: false } });
 
-    assert.deepEqual(assertOk(await runMain(["verify", "--db", db])), [
+    assert.deepEqual(assertOk(await runMain(["verify", "--db", db, ...rules])), [
       "Ledger is valid: 3 blocks, 6 transactions.",
     ]);
-    assert.deepEqual(assertOk(await runMain(["verify", "-r", db, "--indexes"])), [
+    assert.deepEqual(assertOk(await runMain(["verify", "-r", db, "--indexes", ...rules])), [
       "Ledger is valid: 3 blocks, 6 transactions, indexes agree.",
     ]);
-    assert.deepEqual(JSON.parse(assertOk(await runMain(["verify", "--db", db, "--json"]))[0]), {
-      ok: true,
-      height: 2,
-      transactions: 6,
-    });
+    assert.deepEqual(
+      JSON.parse(assertOk(await runMain(["verify", "--db", db, "--json", ...rules]))[0]),
+      { ok: true, height: 2, transactions: 6 },
+    );
+    // Under other rules (here the defaults) the blocks' evidence proves nothing.
+    assertFails(
+      await runMain(["verify", "--db", db]),
+      "verify",
+      "ledger is invalid at height 0: proof names the count rule, which this network does not use",
+    );
 
     // Change one amount inside block 1, as someone editing the file would.
     const kv = await Deno.openKv(db);
     try {
-      const body = await kv.get<Item[]>(["body", 1, 0]);
+      const header = await kv.get<{ hash: string }>(["main", 1]);
+      assert.ok(header.value);
+      const key = ["body", header.value.hash, 0];
+      const body = await kv.get<Item[]>(key);
       assert.ok(body.value);
       body.value[1].amount += 1000;
-      await kv.set(["body", 1, 0], body.value);
+      await kv.set(key, body.value);
     } finally {
       kv.close();
     }
-    const tampered = await runMain(["verify", "--db", db]);
+    const tampered = await runMain(["verify", "--db", db, ...rules]);
     assertFails(
       tampered,
       "verify",
       /^foxchain verify: ledger is invalid at height 1: block hash is [0-9a-f]{64}, contents hash to [0-9a-f]{64}$/,
     );
     assert.equal(tampered.stdout, "");
-    const asJson = await runMain(["verify", "--db", db, "--json"]);
+    const asJson = await runMain(["verify", "--db", db, "--json", ...rules]);
     assert.equal(asJson.code, 1);
     const verdict = JSON.parse(asJson.stdout);
     assert.equal(verdict.ok, false);
@@ -621,9 +632,11 @@ Deno.test("Ctrl-C stops serve and start cleanly (exit 0, 'Stopped cleanly.')", a
       Deno.listen({ hostname: "127.0.0.1", port }).close();
     });
     // What `start` wrote survived it.
-    assert.deepEqual(assertOk(await runMain(["verify", "--db", `${dir}/start.kv`, "--indexes"])), [
-      "Ledger is valid: 1 block, 1 transaction, indexes agree.",
-    ]);
+    const rules = ["--rule", "count", "-k", "1"]; // the rules `start` ran with
+    assert.deepEqual(
+      assertOk(await runMain(["verify", "--db", `${dir}/start.kv`, "--indexes", ...rules])),
+      ["Ledger is valid: 1 block, 1 transaction, indexes agree."],
+    );
   });
 });
 
@@ -673,9 +686,10 @@ Deno.test("serve on a port in use exits 1 with one line; build --once packs and 
     assert.equal(once.code, 0, once.stderr);
     assert.match(once.stderr, /Packing 3 transactions\.\.\./);
     assert.match(once.stderr, /Done: 1 block added, 0 dropped\./);
-    assert.deepEqual(assertOk(await runMain(["verify", "--db", db, "--indexes"])), [
-      "Ledger is valid: 1 block, 3 transactions, indexes agree.",
-    ]);
+    assert.deepEqual(
+      assertOk(await runMain(["verify", "--db", db, "--indexes", "--rule", "count", "-k", "3"])),
+      ["Ledger is valid: 1 block, 3 transactions, indexes agree."],
+    );
     assert.equal(sent.length, 3);
   });
 });

@@ -2,8 +2,14 @@ import assert from "node:assert/strict";
 import { Builder } from "../lib/node/builder.ts";
 import { openStore, Store } from "../lib/store/store.ts";
 import type { Tx } from "../lib/core/transaction.ts";
-import { verifyStore } from "../lib/store/verify.ts";
-import { assertEachInOnePlace, fixture, workload, wrapKv } from "./fixtures/helpers.ts";
+import { verifyStore } from "../lib/store/audit.ts";
+import {
+  assertEachInOnePlace,
+  fixture,
+  LOOSE_RULES,
+  workload,
+  wrapKv,
+} from "./fixtures/helpers.ts";
 
 class Injected extends Error {}
 
@@ -27,6 +33,7 @@ async function scenario(mode: "before" | "after", failAt: number, txs: readonly 
   };
   const store = new Store(
     wrapKv(await Deno.openKv(":memory:"), mode === "before" ? { before: hook } : { after: hook }),
+    { rules: LOOSE_RULES },
   );
   try {
     await store.init();
@@ -104,7 +111,7 @@ Deno.test("a builder process killed with SIGKILL mid-run leaves a consistent sto
   const path = `${dir}/ledger.kv`;
   const txs = workload(2000);
   try {
-    let store = await openStore(path);
+    let store = await openStore(path, { rules: LOOSE_RULES });
     await store.addToPool(txs);
     await store.close();
 
@@ -113,7 +120,7 @@ Deno.test("a builder process killed with SIGKILL mid-run leaves a consistent sto
     for (const [kill, blocks] of [[1, 1], [2, 4], [3, 15]]) {
       const status = await killAfterBlocks(path, blocks);
       assert.equal(status.signal, "SIGKILL", `kill ${kill}: ${JSON.stringify(status)}`);
-      store = await openStore(path);
+      store = await openStore(path, { rules: LOOSE_RULES });
       try {
         const verdict = await verifyStore(store, { indexes: true });
         assert.ok(verdict.ok, `after kill ${kill}: ${JSON.stringify(verdict)}`);
@@ -133,7 +140,7 @@ Deno.test("a builder process killed with SIGKILL mid-run leaves a consistent sto
       stderr: "piped",
     }).output();
     assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-    store = await openStore(path);
+    store = await openStore(path, { rules: LOOSE_RULES });
     try {
       const verdict = await verifyStore(store, { indexes: true });
       assert.ok(verdict.ok, JSON.stringify(verdict));

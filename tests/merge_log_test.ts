@@ -8,7 +8,7 @@ import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { formatRecord } from "../lib/node/log.ts";
 import { MERGE_LOG_BURST, MERGE_LOG_MS, Protocol } from "../lib/node/protocol.ts";
 import { openStore } from "../lib/store/store.ts";
-import { A, B, GENESIS, T0 } from "./fixtures/helpers.ts";
+import { A, B, GENESIS, LOOSE_RULES, T0 } from "./fixtures/helpers.ts";
 
 /** Runs `body` with a protocol on a fake clock, collecting foxchain's log lines at `level`. */
 async function withLog(
@@ -24,7 +24,7 @@ async function withLog(
       { category: ["foxchain"], lowestLevel: level, sinks: ["mem"] },
     ],
   });
-  const store = await openStore(":memory:");
+  const store = await openStore(":memory:", { rules: LOOSE_RULES });
   const clock = { ms: T0 * 1000 };
   try {
     await body(new Protocol(store, { clock: { now: () => clock.ms } }), clock, lines);

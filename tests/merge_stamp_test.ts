@@ -7,12 +7,12 @@ import assert from "node:assert/strict";
 import { Protocol } from "../lib/node/protocol.ts";
 import { openStore } from "../lib/store/store.ts";
 import { txId } from "../lib/core/transaction.ts";
-import { A, GENESIS, T0 } from "./fixtures/helpers.ts";
+import { A, GENESIS, LOOSE_RULES, T0 } from "./fixtures/helpers.ts";
 
 const frozen = { now: () => T0 * 1000 }; // both "processes" read the same millisecond
 
 Deno.test("identical transfers stamped in one millisecond by two nodes are two transactions", async () => {
-  const store = await openStore(":memory:");
+  const store = await openStore(":memory:", { rules: LOOSE_RULES });
   try {
     const first = new Protocol(store, { clock: frozen });
     const second = new Protocol(store, { clock: frozen });
@@ -37,7 +37,7 @@ Deno.test("identical transfers stamped in one millisecond by two nodes are two t
 });
 
 Deno.test("a transaction with its own t sent twice is stored once and reported known", async () => {
-  const store = await openStore(":memory:");
+  const store = await openStore(":memory:", { rules: LOOSE_RULES });
   try {
     const node = new Protocol(store, { clock: frozen });
     const tx = { sender: GENESIS, receiver: A, amount: 7, t: T0 - 1 };
@@ -62,7 +62,7 @@ Deno.test("a transaction with its own t sent twice is stored once and reported k
 });
 
 Deno.test("a bad blocks part is refused before the pool part is stored", async () => {
-  const store = await openStore(":memory:");
+  const store = await openStore(":memory:", { rules: LOOSE_RULES });
   try {
     const node = new Protocol(store, { clock: frozen });
     const reply = await node.handle(JSON.stringify({

@@ -91,19 +91,26 @@ Deno.test("shouldCut: any rule holding cuts, with the reason of the one that hol
   ];
   const none = shouldCut(rules, pool(2, T0, T0 + 10), T0 + 59);
   assert.equal(none.cut, false);
+  assert.equal(none.rule, undefined);
   // Every rule's reason is given when none holds.
   assert.match(none.reason, /^span: .*; count: .*; age: .*$/);
 
   const byCount = shouldCut(rules, pool(3, T0, T0 + 10), T0 + 20);
-  assert.deepEqual(byCount, { cut: true, reason: "count: pool holds 3 records, rule needs 3" });
+  assert.deepEqual(byCount, {
+    cut: true,
+    reason: "count: pool holds 3 records, rule needs 3",
+    rule: { kind: "count", size: 3 },
+  });
 
   const bySpan = shouldCut(rules, pool(2, T0, T0 + 180), T0 + 180);
   assert.equal(bySpan.cut, true);
   assert.match(bySpan.reason, /^span: /);
+  assert.deepEqual(bySpan.rule, rules[0]);
 
   const byAge = shouldCut(rules, pool(1, T0, T0), T0 + 60);
   assert.equal(byAge.cut, true);
   assert.match(byAge.reason, /^age: /);
+  assert.deepEqual(byAge.rule, rules[2]);
 
   // Rule order does not change whether a cut happens.
   for (const stats of [pool(2, T0, T0 + 10), pool(3, T0, T0), pool(1, T0, T0)]) {

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { Protocol, type Reply } from "../lib/node/protocol.ts";
 import { DEFAULT_LIMITS, type ServerLimits, startServer } from "../lib/node/server.ts";
 import { openStore } from "../lib/store/store.ts";
+import { LOOSE_RULES } from "./fixtures/helpers.ts";
 import { poll } from "./fixtures/node.ts";
 
 /** A protocol that counts handle() calls and holds the first until `release()`. */
@@ -39,7 +40,7 @@ async function withHeldServer(
   ) => Promise<void>,
   limits: Partial<ServerLimits> = {},
 ): Promise<void> {
-  const store = await openStore(":memory:");
+  const store = await openStore(":memory:", { rules: LOOSE_RULES });
   const protocol = new HeldProtocol(store, { timeZone: "UTC" });
   const server = await startServer({ protocol, hostname: "127.0.0.1", port: 0, limits });
   let stopped: Promise<void> | undefined;

@@ -11,7 +11,7 @@ import { NodeClient } from "../lib/net/client.ts";
 import { GENESIS } from "../lib/core/params.ts";
 import type { Reply } from "../lib/node/protocol.ts";
 import { type Item, itemHash, type Tx, txId } from "../lib/core/transaction.ts";
-import { verifyStore } from "../lib/store/verify.ts";
+import { verifyStore } from "../lib/store/audit.ts";
 import { A, addr, B, BF0, BF1, BF2, C, T0 } from "./fixtures/helpers.ts";
 import {
   closeSocket,
@@ -61,7 +61,7 @@ function assertBlockVerifies(block: Block) {
   for (let i = 1; i < block.items.length; i++) {
     assert.equal(block.items[i].prev_hash, itemHash(block.items[i - 1]), `item ${i} link`);
   }
-  assert.equal(block.hash, blockHash(block.items, block.prev_hash));
+  assert.equal(block.hash, blockHash(block.items, block.prev_hash, block.proof));
 }
 
 /** A fake clock the protocol and builder share; `set` moves it. */
@@ -127,7 +127,15 @@ Deno.test("the lab 4 session replayed: pool, merges, builder (k=3), pool empty, 
       assert.deepEqual(result.dropped, []);
 
       assert.deepEqual(await c.request("pool"), OK({ pool: [] }));
-      const expected = makeBlock(0, null, pool.map(txOf));
+      // The block carries the count rule's evidence: the pool it was cut from, at its latest t.
+      const proof = {
+        rule: "count" as const,
+        time: pool[2].t,
+        size: 3,
+        earliest: pool[0].t,
+        latest: pool[2].t,
+      };
+      const expected = makeBlock(0, null, pool.map(txOf), proof);
       assert.deepEqual(await c.request("blocks"), OK({ blocks: [expected] }));
       const [block] = (await c.request("blocks")).response!.blocks as Block[];
       assert.equal(block.items.length, 3);
@@ -496,6 +504,7 @@ Deno.test("balance, tx (pool, chain, dropped, unknown), status, time, register a
           height: -1,
           tip: null,
           pool: { size: 3, earliest: T0 + 1, latest: T0 + 3, span: 2 },
+          rules: "count >= 1 or span >= 0 s or age >= 0 s; bare blocks accepted",
           builder: null,
           time: T0 + 10,
         }),
@@ -508,11 +517,25 @@ Deno.test("balance, tx (pool, chain, dropped, unknown), status, time, register a
 
       assert.deepEqual(
         await c.request("tx", { id: id1 }),
-        OK({ id: id1, state: "chain", height: 0, index: 0, tx: { ...t1, prev_hash: null } }),
+        OK({
+          id: id1,
+          state: "chain",
+          height: 0,
+          index: 0,
+          block: block.hash,
+          tx: { ...t1, prev_hash: null },
+        }),
       );
       assert.deepEqual(
         await c.request("tx", { id: id2 }),
-        OK({ id: id2, state: "chain", height: 0, index: 1, tx: { ...t2, prev_hash: null } }),
+        OK({
+          id: id2,
+          state: "chain",
+          height: 0,
+          index: 1,
+          block: block.hash,
+          tx: { ...t2, prev_hash: null },
+        }),
       );
       const dropped = await c.request("tx", { id: id3 });
       assert.equal(dropped.status, 200);
@@ -547,6 +570,7 @@ Deno.test("balance, tx (pool, chain, dropped, unknown), status, time, register a
           height: 0,
           tip: block.hash,
           pool: { size: 0, earliest: null, latest: null, span: 0 },
+          rules: "count >= 1 or span >= 0 s or age >= 0 s; bare blocks accepted",
           builder: null,
           time: T0 + 10,
         }),
@@ -781,10 +805,13 @@ Deno.test("lab 5: lab-shaped blocks (items and prev_hash only) hash the same on 
             amount: 10 + i,
             t: T0 + i,
           }));
-          assert.deepEqual(await ca.request("merge", { pool: txs }), ACCEPTED);
-          await new Builder(a.store, { rules: [{ kind: "count", size: 3 }], maxBlock: 3 }).pass();
+          // A lab chain: bare blocks (no proof-of-write evidence), taken by a node that
+          // accepts them, as a lab client's tracker relays them.
+          const b0 = makeBlock(0, null, txs.slice(0, 3));
+          const b1 = makeBlock(1, b0.hash, txs.slice(3));
+          assert.deepEqual(await ca.request("merge", { blocks: [b0, b1] }), ACCEPTED);
           const blocks = (await ca.request("blocks")).response!.blocks as Block[];
-          assert.equal(blocks.length, 2);
+          assert.deepEqual(blocks, [b0, b1]);
           const labShaped = blocks.map(({ items, prev_hash }) => ({ items, prev_hash }));
           assert.deepEqual(await cb.request("merge", { blocks: labShaped }), ACCEPTED);
           assert.deepEqual(await cb.request("blocks"), await ca.request("blocks"));
@@ -798,7 +825,7 @@ Deno.test("lab 5: lab-shaped blocks (items and prev_hash only) hash the same on 
   }, { clock });
 });
 
-Deno.test("lab 5: blocks that do not extend the tip, are tampered with or overspend are rejected", async () => {
+Deno.test("lab 5: blocks with an unknown parent, tampered or overspending are rejected; a fork is kept", async () => {
   const clock = fakeNodeClock(T0 + 60);
   await withNode(async (a) => {
     await withNode(async (b) => {
@@ -814,23 +841,22 @@ Deno.test("lab 5: blocks that do not extend the tip, are tampered with or oversp
           await new Builder(a.store, { rules: [{ kind: "count", size: 2 }], maxBlock: 2 }).pass();
           const [b0, b1] = (await ca.request("blocks")).response!.blocks as Block[];
 
-          const rejectedOne = (reason: string, appended = 0, known = 0) => ({
+          const rejectedOne = (reason: string) => ({
             status: 400,
             error: `Nothing accepted: block 0: ${reason}`,
-            response: { blocks: { appended, known, rejected: [{ index: 0, reason }] } },
+            response: {
+              blocks: { appended: 0, known: 0, side: 0, rejected: [{ index: 0, reason }] },
+            },
           });
-          // Block 1 on an empty chain does not extend the tip.
-          assert.deepEqual(
-            await cb.request("merge", { blocks: [b1] }),
-            rejectedOne("block does not extend our tip (height -1)"),
-          );
           // Tampered: the last item's amount (the item chain holds, the block hash does not).
           const lastChanged = structuredClone(b0);
           lastChanged.items[1].amount = 1_000_000;
           assert.deepEqual(
             await cb.request("merge", { blocks: [lastChanged] }),
             rejectedOne(
-              `block hash is ${b0.hash}, contents hash to ${blockHash(lastChanged.items, null)}`,
+              `block hash is ${b0.hash}, contents hash to ${
+                blockHash(lastChanged.items, null, lastChanged.proof)
+              }`,
             ),
           );
           // Tampered: the first item (the next item's link breaks), with or without a hash.
@@ -857,16 +883,39 @@ Deno.test("lab 5: blocks that do not extend the tip, are tampered with or oversp
           );
           assert.deepEqual(await cb.request("blocks"), OK({ blocks: [] }));
 
-          // A mix: the good block goes in and the reply says which one did not.
-          const reason = `block does not extend our tip (height 0)`;
-          assert.deepEqual(await cb.request("merge", { blocks: [b0, firstChanged] }), {
+          // Block 1 on an empty chain: its parent is not known (it waits for it).
+          assert.deepEqual(
+            await cb.request("merge", { blocks: [b1] }),
+            rejectedOne(`parent ${b0.hash} is not known`),
+          );
+          assert.deepEqual(await cb.request("blocks"), OK({ blocks: [] }));
+
+          // A mix: the good block goes in, with block 1 that waited for it as its parent, and the
+          // reply says which one did not.
+          const reason = "item 1: prev_hash does not match the item before it";
+          const tampered = { items: firstChanged.items, prev_hash: null };
+          assert.deepEqual(await cb.request("merge", { blocks: [b0, tampered] }), {
             status: 202,
             error: "Accepted",
-            response: { blocks: { appended: 1, known: 0, rejected: [{ index: 1, reason }] } },
+            response: {
+              blocks: { appended: 2, known: 0, side: 0, rejected: [{ index: 1, reason }] },
+            },
           });
-          // B1 now extends B's tip.
+          assert.deepEqual(await cb.request("blocks"), OK({ blocks: [b0, b1] }));
+          // Both again: known, nothing to say.
           assert.deepEqual(await cb.request("merge", { blocks: [b0, b1] }), ACCEPTED);
           assert.deepEqual(await cb.request("blocks"), OK({ blocks: [b0, b1] }));
+
+          // A valid block that does not extend the tip is kept on a side branch, not rejected;
+          // the longer chain stays the tip, and the side block's transaction waits in the pool.
+          const sideTx = { sender: GENESIS, receiver: addr(50), amount: 3, t: T0 + 10 };
+          const fork = makeBlock(0, null, [sideTx]);
+          assert.deepEqual(await cb.request("merge", { blocks: [fork], verbose: true }), {
+            ...ACCEPTED,
+            response: { blocks: { appended: 0, known: 0, side: 1, rejected: [] } },
+          });
+          assert.deepEqual(await cb.request("blocks"), OK({ blocks: [b0, b1] }));
+          assert.deepEqual(await poolOf(cb), [{ ...sideTx, prev_hash: null }]);
           const verdict = await verifyStore(b.store, { indexes: true });
           assert.ok(verdict.ok, JSON.stringify(verdict));
         });
@@ -1049,9 +1098,20 @@ Deno.test("serve and build processes on one KV file turn merges into blocks; SIG
   await withTempDir(async (dir) => {
     const db = `${dir}/node.kv`;
     await withProcesses(async (spawn) => {
-      const serve = spawn(["serve", "--port", "0", "--hostname", "127.0.0.1", "--db", db]);
+      // Every process of the node runs under the same network rules.
+      const rules = ["--rule", "count", "-k", "1"];
+      const serve = spawn([
+        "serve",
+        "--port",
+        "0",
+        "--hostname",
+        "127.0.0.1",
+        "--db",
+        db,
+        ...rules,
+      ]);
       const url = await serve.listening();
-      const build = spawn(["build", "--db", db, "--rule", "count", "-k", "1", "--sleep", "0.2"]);
+      const build = spawn(["build", "--db", db, ...rules, "--sleep", "0.2"]);
       await build.waitForStderr(/Builder started: count >= 1/);
 
       const c = await NodeClient.connect(url);
@@ -1070,6 +1130,7 @@ Deno.test("serve and build processes on one KV file turn merges into blocks; SIG
           return pool.size === 0 && (r.response!.height as number) >= 0 ? r.response! : null;
         });
         assert.match(String((status.builder as { rules: string }).rules), /count >= 1/);
+        assert.equal(status.rules, "count >= 1; bare blocks refused");
         const blocks: Block[] = [];
         let start: number | undefined = 0;
         while (start !== undefined) {

@@ -5,7 +5,7 @@ import { commitWithRetry, isLockedError } from "../lib/store/kv.ts";
 import { BODY_PART_ITEMS, MAX_BLOCK_ITEMS } from "../lib/core/params.ts";
 import { openStore, Store, StoreError } from "../lib/store/store.ts";
 import { type Tx, txId } from "../lib/core/transaction.ts";
-import { verifyStore } from "../lib/store/verify.ts";
+import { verifyStore } from "../lib/store/audit.ts";
 import {
   A,
   addr,
@@ -16,9 +16,9 @@ import {
   D,
   fakeClock,
   GENESIS,
+  LOOSE_RULES,
   mints,
   racingStore,
-  sampleChain,
   T0,
   tx,
   withStore,
@@ -66,6 +66,7 @@ Deno.test("addToPool: idempotent by id, says where a known transaction is", asyn
       tx: t1,
       height: 0,
       index: 0,
+      block: block.hash,
     });
     assert.deepEqual(await store.lookupTx(txId(t2)), { state: "pool", tx: t2 });
     assert.equal(await store.lookupTx("0".repeat(64)), null);
@@ -148,7 +149,7 @@ Deno.test("poolStats does not scan the pool: one counter read and two one-key ra
       return typeof value === "function" ? value.bind(target) : value;
     },
   });
-  const store = new Store(watched);
+  const store = new Store(watched, { rules: LOOSE_RULES });
   try {
     await store.init();
     await store.addToPool(mints(300));
@@ -219,66 +220,9 @@ Deno.test("a block larger than one body part reads back whole", async () => {
   await withStore(async (store) => {
     const txs = mints(BODY_PART_ITEMS + 50);
     const [block] = await appendChain(store, [txs]);
-    assert.equal((await store.kv.get<unknown[]>(["body", 0, 1])).value?.length, 50);
+    assert.equal((await store.kv.get<unknown[]>(["body", block.hash, 1])).value?.length, 50);
     assert.deepEqual(await store.block(0), block);
     assert.deepEqual(await store.blocks(0, 10, 10), [block]);
-  });
-});
-
-Deno.test("undoTip restores balances, puts the block's transactions back, stays verifiable", async () => {
-  await withStore(async (store) => {
-    const groups = sampleChain();
-    const blocks = await appendChain(store, groups);
-    const waiting = tx(A, D, 1, T0 + 9);
-    await store.addToPool([waiting]);
-    const everyone = [GENESIS, A, B, C, D];
-
-    // The balances after two blocks, from a store that never had the third.
-    const reference = await openStore(":memory:");
-    const expected = await (async () => {
-      try {
-        await appendChain(reference, groups.slice(0, 2));
-        return await reference.balances(everyone);
-      } finally {
-        await reference.close();
-      }
-    })();
-
-    assert.deepEqual(await store.undoTip(), blocks[2]);
-    assert.deepEqual(await store.tip(), { height: 1, hash: blocks[1].hash });
-    assert.deepEqual(await store.balances(everyone), expected);
-    for (const t of groups[2]) {
-      assert.deepEqual(await store.lookupTx(txId(t)), { state: "pool", tx: t });
-    }
-    assert.deepEqual(await store.poolStats(), { size: 4, earliest: T0 + 6, latest: T0 + 9 });
-    assert.equal(await store.block(2), null);
-    assert.deepEqual(await verifyStore(store, { indexes: true }), {
-      ok: true,
-      height: 1,
-      transactions: 6,
-    });
-    await assertEachInOnePlace(store, [...groups.flat(), waiting]);
-
-    // The builder packs them again, on top of block 1.
-    const rebuilt = await new Builder(store, oneRule).pass();
-    assert.deepEqual(rebuilt.blocks.map((b) => [b.height, b.prev_hash]), [[2, blocks[1].hash]]);
-    assert.deepEqual(rebuilt.blocks[0].items.map(txId), [...groups[2], waiting].map(txId));
-    assert.deepEqual(await verifyStore(store, { indexes: true }), {
-      ok: true,
-      height: 2,
-      transactions: 10,
-    });
-
-    // Undo everything: no balances remain, every transaction waits in the pool.
-    for (let h = 2; h >= 0; h--) assert.equal((await store.undoTip())?.height, h);
-    assert.equal(await store.undoTip(), null);
-    assert.deepEqual(await store.tip(), { height: -1, hash: null });
-    const balances = [];
-    for await (const entry of store.allBalances()) balances.push(entry);
-    assert.deepEqual(balances, []);
-    assert.equal((await store.poolStats()).size, 10);
-    const counts = await assertEachInOnePlace(store, [...groups.flat(), waiting]);
-    assert.deepEqual(counts, { chain: 0, pool: 10, dropped: 0 });
   });
 });
 
@@ -288,7 +232,7 @@ Deno.test("a block from a peer applies and leaves our other pool transactions al
     await store.addToPool(ours);
     const theirs = [tx(GENESIS, C, 7, T0), tx(C, D, 3, T0 + 0.5)];
     const peer0 = makeBlock(0, null, theirs);
-    assert.deepEqual(await store.appendBlock(peer0), { ok: true, block: peer0 });
+    assert.deepEqual(await store.acceptBlock(peer0), { status: "extended", height: 0 });
     assert.deepEqual(await store.poolStats(), { size: 2, earliest: T0 + 1, latest: T0 + 2 });
     assert.deepEqual(await store.balances([C, D]), new Map([[C, 4], [D, 3]]));
     for (const t of theirs) assert.equal((await store.lookupTx(txId(t)))?.state, "chain");
@@ -305,13 +249,14 @@ Deno.test("a block from a peer applies and leaves our other pool transactions al
     const result = await new Builder(store, { rules: [{ kind: "count", size: 4 }] }).pass();
     assert.deepEqual(result.blocks, []); // only 3 waiting
     const peer1 = makeBlock(1, peer0.hash, [ours[0], tx(D, C, 1, T0 + 4)]);
-    assert.ok((await store.appendBlock(peer1)).ok);
+    assert.deepEqual(await store.acceptBlock(peer1), { status: "extended", height: 1 });
     assert.deepEqual(await store.poolStats(), { size: 2, earliest: T0 + 2, latest: T0 + 3 });
     assert.deepEqual(await store.lookupTx(txId(ours[0])), {
       state: "chain",
       tx: ours[0],
       height: 1,
       index: 0,
+      block: peer1.hash,
     });
     await assertEachInOnePlace(store, [...ours, ...theirs, overspend]);
   });
@@ -324,12 +269,13 @@ Deno.test("a peer block including a transaction we had dropped puts it in the ch
     await new Builder(store, oneRule).pass();
     assert.equal((await store.lookupTx(txId(spend)))?.state, "dropped");
     const peer = makeBlock(0, null, [tx(GENESIS, A, 5, T0), spend]);
-    assert.ok((await store.appendBlock(peer)).ok);
+    assert.deepEqual(await store.acceptBlock(peer), { status: "extended", height: 0 });
     assert.deepEqual(await store.lookupTx(txId(spend)), {
       state: "chain",
       tx: spend,
       height: 0,
       index: 1,
+      block: peer.hash,
     });
     assert.equal((await store.poolStats()).size, 0);
   });
@@ -337,16 +283,19 @@ Deno.test("a peer block including a transaction we had dropped puts it in the ch
 
 Deno.test("a merge racing a peer block of the same transaction: conflict, then no stray pool entry", async () => {
   const kv = await Deno.openKv(":memory:");
-  const plain = new Store(kv);
+  const plain = new Store(kv, { rules: LOOSE_RULES });
   let racing: Tx | null = null;
-  const store = new Store(wrapKv(kv, {
-    // Just before the block's commit, another writer merges the block's transaction.
-    before: async () => {
-      const t = racing;
-      racing = null;
-      if (t) assert.deepEqual(await plain.addToPool([t]), [{ id: txId(t), status: "added" }]);
-    },
-  }));
+  const store = new Store(
+    wrapKv(kv, {
+      // Just before the block's commit, another writer merges the block's transaction.
+      before: async () => {
+        const t = racing;
+        racing = null;
+        if (t) assert.deepEqual(await plain.addToPool([t]), [{ id: txId(t), status: "added" }]);
+      },
+    }),
+    { rules: LOOSE_RULES },
+  );
   try {
     await store.init();
     const mint = tx(GENESIS, A, 5, T0);
@@ -390,17 +339,24 @@ Deno.test("a merge racing the builder's commit stays in the pool", async () => {
 });
 
 Deno.test("init refuses a database of another schema version", async () => {
-  const kv = await Deno.openKv(":memory:");
-  try {
-    await kv.set(["meta", "schema"], 99);
-    await assert.rejects(() => new Store(kv).init(), StoreError);
-  } finally {
-    kv.close();
+  for (const version of [1, 99]) {
+    const kv = await Deno.openKv(":memory:");
+    try {
+      await kv.set(["meta", "schema"], version);
+      await assert.rejects(
+        () => new Store(kv, { rules: LOOSE_RULES }).init(),
+        (error: Error) =>
+          error instanceof StoreError &&
+          error.message.includes(`database has schema version ${version}`),
+      );
+    } finally {
+      kv.close();
+    }
   }
-  const store = await openStore(":memory:");
+  const store = await openStore(":memory:", { rules: LOOSE_RULES });
   try {
     await store.init(); // a second init of our own database is harmless
-    assert.deepEqual(await store.tip(), { height: -1, hash: null });
+    assert.deepEqual(await store.tip(), { height: -1, hash: null, time: null });
   } finally {
     await store.close();
   }
@@ -431,19 +387,26 @@ Deno.test("a block of MAX_BLOCK_ITEMS transfers between new addresses fits one a
     const result = await builder.pass();
     assert.deepEqual(result.blocks.map((b) => b.items.length), [MAX_BLOCK_ITEMS]);
     assert.equal(await store.balance(addr(1000 + MAX_BLOCK_ITEMS - 1)), 5);
-    // Undoing it is one atomic commit too.
-    assert.equal((await store.undoTip())?.height, 1);
-    assert.equal((await store.poolStats()).size, MAX_BLOCK_ITEMS);
-    assert.equal(await store.balance(addr(0)), 5);
   });
 });
 
 Deno.test("a block considering more than MAX_BLOCK_ITEMS transactions is refused", async () => {
   await withStore(async (store) => {
+    // Too many items is a consensus rule: the block itself is invalid.
     const block = makeBlock(0, null, mints(MAX_BLOCK_ITEMS + 1));
     const result = await store.appendBlock(block);
     assert.ok(!result.ok && !result.conflict);
-    assert.match(result.reason, /considers 241 transactions, max 240/);
+    assert.match(result.reason, /block holds 241 items, max 240/);
+    // A full block plus a dropped transaction would not fit one commit: refused as well.
+    const txs = mints(MAX_BLOCK_ITEMS + 1);
+    await store.addToPool(txs);
+    const full = makeBlock(0, null, txs.slice(0, MAX_BLOCK_ITEMS));
+    const dropped = [{ tx: txs[MAX_BLOCK_ITEMS], reason: "left out" }];
+    const considered = await store.appendBlock(full, dropped);
+    assert.ok(!considered.ok && !considered.conflict);
+    assert.match(considered.reason, /considers 241 transactions, max 240/);
+    assert.equal((await store.tip()).height, -1);
+    assert.equal((await store.poolStats()).size, MAX_BLOCK_ITEMS + 1);
   });
 });
 

@@ -13,6 +13,7 @@ import {
   DEFAULT_SPAN_SECONDS,
   type Rule,
 } from "../core/rules.ts";
+import { type ChainRules, describeChainRules } from "../consensus/rules.ts";
 import { type RunningServer, startServer } from "../node/server.ts";
 import { openStore, type Store } from "../store/store.ts";
 
@@ -44,28 +45,37 @@ export const SERVE_HELP =
       --hostname HOST    address to listen on (default: 0.0.0.0)
       --max-message N    largest request in bytes (default: 1048576)`;
 
-/** Flags of the builder. */
-export const BUILD_FLAGS = {
+/** Flags that set the network's consensus rules: every node of one network uses the same. */
+export const RULE_FLAGS = {
   rule: { type: "string", multiple: true },
   size: { type: "string", short: "k" },
   span: { type: "string" },
   age: { type: "string" },
-  sleep: { type: "string", short: "t" },
-  "max-block": { type: "string" },
+  "accept-bare-blocks": { type: "boolean" },
 } as const;
 
-export const BUILD_HELP =
+export const RULE_HELP =
   `      --rule RULE        proof-of-write rule: span, count or age; repeat to combine
-                         (a block is cut when any holds; default: span and age)
+                         (a block may be cut when any holds; default: span and age)
   -k, --size N           count rule: cut when the pool holds N records (default: 3)
       --span DURATION    span rule: cut when latest t - earliest t >= DURATION
                          (seconds, or 3m, 1m30s...; default: 3m)
       --age DURATION     age rule: cut when now - earliest t >= DURATION (default: 10m)
-  -t, --sleep DURATION   check the rules every DURATION (default: 3)
+      --accept-bare-blocks
+                         take blocks without proof-of-write evidence (a lab-5 client's
+                         {items, prev_hash}); refused by default`;
+
+/** Flags of the builder. */
+export const BUILD_FLAGS = {
+  sleep: { type: "string", short: "t" },
+  "max-block": { type: "string" },
+} as const;
+
+export const BUILD_HELP = `  -t, --sleep DURATION   check the rules every DURATION (default: 3)
       --max-block N      most transactions per block, 1 to ${MAX_BLOCK_ITEMS} (default: ${DEFAULT_MAX_BLOCK})`;
 
-/** Builder options from parsed BUILD_FLAGS. */
-export function builderOptions(v: FlagValues<typeof BUILD_FLAGS>): BuilderOptions {
+/** The network's rules from parsed RULE_FLAGS. */
+export function chainRules(v: FlagValues<typeof RULE_FLAGS>): ChainRules {
   const span = durationFlag("span", v.span) ?? DEFAULT_SPAN_SECONDS;
   const age = durationFlag("age", v.age) ?? DEFAULT_AGE_SECONDS;
   const size = intFlag("size", v.size, 1, 1_000_000) ?? 3;
@@ -86,8 +96,12 @@ export function builderOptions(v: FlagValues<typeof BUILD_FLAGS>): BuilderOption
   if (v.span !== undefined && !rules.some((r) => r.kind === "span")) {
     throw new UsageError(`--span sets the span rule: add --rule span`);
   }
+  return { rules, acceptBareBlocks: v["accept-bare-blocks"] ?? false };
+}
+
+/** Builder options from parsed BUILD_FLAGS (its rules are the network's). */
+export function builderOptions(v: FlagValues<typeof BUILD_FLAGS>): BuilderOptions {
   return {
-    rules,
     sleepSeconds: durationFlag("sleep", v.sleep) ?? 3,
     maxBlock: intFlag("max-block", v["max-block"], 1, MAX_BLOCK_ITEMS) ?? DEFAULT_MAX_BLOCK,
   };
@@ -96,6 +110,7 @@ export function builderOptions(v: FlagValues<typeof BUILD_FLAGS>): BuilderOption
 /** What a node process runs. */
 export interface NodeConfig {
   db: string;
+  rules: ChainRules;
   debug?: boolean;
   quiet?: boolean;
   serve?: { hostname: string; port: number; maxMessageBytes: number };
@@ -111,9 +126,9 @@ export function serveOptions(v: FlagValues<typeof SERVE_FLAGS>): NonNullable<Nod
   };
 }
 
-async function open(db: string): Promise<Store> {
+async function open(db: string, rules: ChainRules): Promise<Store> {
   try {
-    return await openStore(db);
+    return await openStore(db, { rules });
   } catch (error) {
     throw new CliError(`cannot open database ${db}: ${(error as Error).message}`);
   }
@@ -126,13 +141,13 @@ async function open(db: string): Promise<Store> {
 export async function runNode(config: NodeConfig): Promise<number> {
   await setupLogging({ debug: config.debug, quiet: config.quiet });
   const log = logger("node");
-  const store = await open(config.db);
+  const store = await open(config.db, config.rules);
   let server: RunningServer | undefined;
   let builder: Builder | undefined;
   try {
     if (config.build?.once) {
       const result = await new Builder(store, config.build).pass();
-      const added = result.blocks.length;
+      const added = result.added;
       // The reason tells why the pass stopped, e.g. "count: pool holds 3 records, rule needs 4".
       log.info`Done: ${added} block${
         added === 1 ? "" : "s"
@@ -154,7 +169,9 @@ export async function runNode(config: NodeConfig): Promise<number> {
           }`,
         );
       }
-      log.info`foxchain is listening on ${server.url} (database ${config.db}).`;
+      log.info`foxchain is listening on ${server.url} (database ${config.db}; rules: ${
+        describeChainRules(config.rules)
+      }).`;
     }
     if (config.build) {
       builder = new Builder(store, config.build);

@@ -68,16 +68,16 @@ export function checkRule(rule: Rule, pool: PoolStats, nowSeconds: number): [boo
   }
 }
 
-/** Whether any of the rules holds, with the reason of the first that does (or of all). */
+/** Whether any of the rules holds, with the first that does and why (or the reasons of all). */
 export function shouldCut(
   rules: readonly Rule[],
   pool: PoolStats,
   nowSeconds: number,
-): { cut: boolean; reason: string } {
+): { cut: boolean; reason: string; rule?: Rule } {
   const reasons: string[] = [];
   for (const rule of rules) {
     const [holds, reason] = checkRule(rule, pool, nowSeconds);
-    if (holds) return { cut: true, reason: `${rule.kind}: ${reason}` };
+    if (holds) return { cut: true, reason: `${rule.kind}: ${reason}`, rule };
     reasons.push(`${rule.kind}: ${reason}`);
   }
   return { cut: false, reason: reasons.join("; ") };
@@ -87,4 +87,15 @@ export function shouldCut(
 export function describeRules(rules: readonly Rule[]): string {
   return rules.map((r) => r.kind === "count" ? `count >= ${r.size}` : `${r.kind} >= ${r.seconds} s`)
     .join(" or ");
+}
+
+/** The statistics of a set of transactions, as if they were the whole pool. */
+export function statsOf(txs: readonly { t: number }[]): PoolStats {
+  let earliest: number | null = null;
+  let latest: number | null = null;
+  for (const { t } of txs) {
+    if (earliest === null || t < earliest) earliest = t;
+    if (latest === null || t > latest) latest = t;
+  }
+  return { size: txs.length, earliest, latest };
 }

@@ -13,14 +13,19 @@ import {
   MAX_BLOCK_ITEMS,
   MAX_FUTURE_SECONDS,
 } from "../core/params.ts";
-import { describeRules, type Rule, shouldCut } from "../core/rules.ts";
+import { describeRules, type PoolStats, type Rule, shouldCut } from "../core/rules.ts";
+import { proofFor } from "../consensus/proof.ts";
 import type { Dropped, Store } from "../store/store.ts";
-import { txToWire } from "../core/transaction.ts";
+import { type Tx, txToWire } from "../core/transaction.ts";
 
 /** How the builder works. */
 export interface BuilderOptions {
-  /** Proof-of-write rules; a block is cut when any holds. At least one is needed. */
-  rules: readonly Rule[];
+  /**
+   * Proof-of-write rules; a block is cut when any holds. Default: the store's network rules;
+   * given, each must be at least as strict as one of them (a network's rule is the least a
+   * block must wait; a builder may wait longer, never less).
+   */
+  rules?: readonly Rule[];
   /** Most transactions considered per block (default 200, at most MAX_BLOCK_ITEMS). */
   maxBlock?: number;
   /** Seconds between checks of the rules (default 3). */
@@ -31,13 +36,18 @@ export interface BuilderOptions {
 
 /** What one tick (or one `pass`) did. */
 export interface PassResult {
-  /** Blocks appended. */
+  /** Blocks appended (a long pass keeps only the last PASS_KEEP; `added` counts them all). */
   blocks: Block[];
+  /** How many blocks were appended. */
+  added: number;
   /** Transactions dropped from the pool, with their reasons. */
   dropped: Dropped[];
   /** Why the last check did or did not cut a block. */
   reason: string;
 }
+
+/** Blocks a pass keeps in its result: a backlog of thousands is counted, not held. */
+export const PASS_KEEP = 100;
 
 /** Tries per block when the chain changes under us (another builder, a peer's block). */
 const CONFLICT_ATTEMPTS = 10;
@@ -57,12 +67,21 @@ export class Builder {
   #stopped = true;
   #ticks = 0;
   #waiters: { count: number; resolve: (r: PassResult) => void }[] = [];
-  #last: PassResult = { blocks: [], dropped: [], reason: "not run yet" };
+  #last: PassResult = { blocks: [], added: 0, dropped: [], reason: "not run yet" };
 
   /** A stopped builder on `store`; throws RangeError for no rules or a bad `maxBlock`. */
-  constructor(readonly store: Store, opts: BuilderOptions) {
-    if (opts.rules.length === 0) throw new RangeError("at least one rule is needed");
-    this.rules = opts.rules;
+  constructor(readonly store: Store, opts: BuilderOptions = {}) {
+    this.rules = opts.rules ?? store.rules.rules;
+    if (this.rules.length === 0) throw new RangeError("at least one rule is needed");
+    for (const rule of this.rules) {
+      if (!store.rules.rules.some((r) => atLeastAsStrict(rule, r))) {
+        throw new RangeError(
+          `the builder's rule ${describeRules([rule])} is looser than the network's (${
+            describeRules(store.rules.rules)
+          }): its blocks would be refused`,
+        );
+      }
+    }
     this.maxBlock = opts.maxBlock ?? DEFAULT_MAX_BLOCK;
     if (!Number.isInteger(this.maxBlock) || this.maxBlock < 1 || this.maxBlock > MAX_BLOCK_ITEMS) {
       throw new RangeError(`max block must be a whole number from 1 to ${MAX_BLOCK_ITEMS}`);
@@ -76,19 +95,24 @@ export class Builder {
    * the balances after the ones before it in this block) are dropped with their reason.
    */
   async buildOnce(): Promise<PassResult> {
+    const none = (reason: string): PassResult => ({ blocks: [], added: 0, dropped: [], reason });
     for (let attempt = 0; attempt < CONFLICT_ATTEMPTS; attempt++) {
       const stats = await this.store.poolStats();
       const decision = shouldCut(this.rules, stats, this.#clock.now() / 1000);
-      if (!decision.cut) {
+      if (!decision.cut || !decision.rule) {
         this.#log.debug`Currently ${stats.size} records, not cutting: ${decision.reason}`;
-        return { blocks: [], dropped: [], reason: decision.reason };
+        return none(decision.reason);
       }
       const [{ tip }, { txs }] = await Promise.all([
         this.store.tipEntry(),
         this.store.poolPage(this.maxBlock),
       ]);
+      if (tip.switching) {
+        this.#log.info`The chain is being switched to another branch; building after it.`;
+        return none("the chain is being switched");
+      }
       this.#log.debug`Rule holds: ${decision.reason}`;
-      this.#log.info`Packing ${txs.length} transactions...`;
+      this.#log.info`Packing ${plural(txs.length, "transaction")}...`;
       // GENESIS included: its balance (minus the supply so far) decides the supply cap.
       const senders = [...new Set(txs.map((tx) => tx.sender))];
       const stored = await this.store.balances(senders);
@@ -107,28 +131,30 @@ export class Builder {
       if (included.length === 0) {
         if (await this.store.dropFromPool(dropped)) {
           this.#log.info`Block is created with 0 records; nothing to add.`;
-          return { blocks: [], dropped, reason: decision.reason };
+          return { ...none(decision.reason), dropped };
         }
         this.#log.info`Pool changed while packing; trying again.`;
         continue;
       }
-      const block = makeBlock(tip.height + 1, tip.hash, included);
-      this.#log.info`Block is created with ${block.items.length} records.`;
+      // The evidence covers what was read: a merge between the two reads may have widened it.
+      const proof = proofFor(decision.rule, coverStats(stats, txs), tip.time);
+      const block = makeBlock(tip.height + 1, tip.hash, included, proof);
+      this.#log.info`Block is created with ${plural(block.items.length, "record")}.`;
       const result = await this.store.appendBlock(block, dropped);
       if (result.ok) {
         this.#log.info`Block is added to the blockchain.`;
         this.#log.debug`Block ${block.height} has hash ${block.hash}.`;
-        return { blocks: [block], dropped, reason: decision.reason };
+        return { blocks: [block], added: 1, dropped, reason: decision.reason };
       }
       if (!result.conflict && (await this.store.tip()).hash !== tip.hash) {
-        // Another builder appended after we read the tip: our block no longer extends it.
+        // Another builder or a peer's block moved the tip after we read it.
         this.#log.info`Chain changed while packing (${result.reason}); trying again.`;
         continue;
       }
       if (!result.conflict) {
         // Cannot happen for a block built from a consistent store; say so loudly.
         this.#log.error`Block is invalid and dropped: ${result.reason}`;
-        return { blocks: [], dropped: [], reason: result.reason };
+        return none(result.reason);
       }
       this.#log.info`Chain changed while packing (${result.reason}); trying again.`;
     }
@@ -136,18 +162,23 @@ export class Builder {
     // so the pool is being served; try again at the next tick rather than fail.
     this.#log
       .warn`Lost ${CONFLICT_ATTEMPTS} races to other writers in a row; trying again next tick.`;
-    return { blocks: [], dropped: [], reason: "other writers kept changing the chain" };
+    return none("other writers kept changing the chain");
   }
 
   /** Builds blocks while a rule holds: one tick's work. */
   async pass(): Promise<PassResult> {
-    const total: PassResult = { blocks: [], dropped: [], reason: "" };
+    const total: PassResult = { blocks: [], added: 0, dropped: [], reason: "" };
     while (true) {
       const once = await this.buildOnce();
       total.blocks.push(...once.blocks);
+      if (total.blocks.length > PASS_KEEP) total.blocks.splice(0, total.blocks.length - PASS_KEEP);
+      total.added += once.added;
       total.dropped.push(...once.dropped);
+      if (total.dropped.length > PASS_KEEP) {
+        total.dropped.splice(0, total.dropped.length - PASS_KEEP);
+      }
       total.reason = once.reason;
-      if (once.blocks.length === 0 && once.dropped.length === 0) return total;
+      if (once.added === 0 && once.dropped.length === 0) return total;
     }
   }
 
@@ -186,7 +217,7 @@ export class Builder {
         this.#log.error`Build pass failed: ${
           error instanceof Error ? error.message : String(error)
         }`;
-        result = { blocks: [], dropped: [], reason: String(error) };
+        result = { blocks: [], added: 0, dropped: [], reason: String(error) };
       }
       this.#last = result;
       this.#ticks++;
@@ -216,4 +247,26 @@ export class Builder {
     clearTimeout(this.#timer);
     await this.#running;
   }
+}
+
+/** Pool statistics widened to cover `txs` (read after the statistics, so possibly newer). */
+function coverStats(stats: PoolStats, txs: readonly Tx[]): PoolStats {
+  let { size, earliest, latest } = stats;
+  for (const tx of txs) {
+    if (earliest === null || tx.t < earliest) earliest = tx.t;
+    if (latest === null || tx.t > latest) latest = tx.t;
+  }
+  return { size: Math.max(size, txs.length), earliest, latest };
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+/** True when a block cut under `mine` also satisfies `network`: same kind, waits as long or longer. */
+function atLeastAsStrict(mine: Rule, network: Rule): boolean {
+  if (mine.kind !== network.kind) return false;
+  return mine.kind === "count"
+    ? mine.size >= (network as typeof mine).size
+    : mine.seconds >= (network as typeof mine).seconds;
 }

@@ -4,10 +4,12 @@
  * ops `balance`, `tx` and `status` and the detailed `merge` replies are foxchain's additions.
  */
 import type { Logger } from "@logtape/logtape";
-import { type Block, blockHash } from "../core/block.ts";
+import { blockHash, type Proof, type WireBlock } from "../core/block.ts";
+import { describeChainRules } from "../consensus/rules.ts";
 import { type Clock, monotonicStamper, systemClock } from "../core/clock.ts";
 import { logger } from "./log.ts";
-import type { AddOutcome, Store } from "../store/store.ts";
+import type { AcceptResult, AddOutcome, Store } from "../store/store.ts";
+import { BlockIntake } from "./block_intake.ts";
 import {
   admitTx,
   checkTxFields,
@@ -74,6 +76,7 @@ export class Protocol {
   readonly #timeZone: string;
   readonly #log: Logger = logger("node");
   readonly #ops: Record<string, Handler>;
+  readonly #intake: BlockIntake;
   /** Merges since the last merge log line, and when that line was written (clock ms). */
   #unlogged = { requests: 0, added: 0, known: 0, rejected: 0, since: 0 };
   #window = { start: -Infinity, lines: 0 };
@@ -82,6 +85,7 @@ export class Protocol {
   constructor(readonly store: Store, opts: ProtocolOptions = {}) {
     this.#clock = opts.clock ?? systemClock;
     this.#stamp = monotonicStamper(this.#clock);
+    this.#intake = new BlockIntake(store);
     this.#timeZone = opts.timeZone ?? Intl.DateTimeFormat().resolvedOptions().timeZone;
     this.#ops = {
       register: (a) => this.#register(a),
@@ -120,6 +124,8 @@ export class Protocol {
     // false for it, so ops that need one answer "requires", and the others ignore it.
     const named = typeof args === "object" && args !== null && !Array.isArray(args);
     try {
+      // A reorg under way in this process: answer once it is done, never from half of it.
+      await this.store.idle();
       return await handler(named ? args as Args : undefined);
     } catch (error) {
       const why = error instanceof Error ? error.message : String(error);
@@ -141,9 +147,8 @@ export class Protocol {
       if (url) urls.push(url);
       else ignored.push(addr);
     }
-    const known = (await this.store.peers()).length;
-    const room = Math.max(0, LIMITS.peers - known);
-    const added = await this.store.addPeers([...new Set(urls)].slice(0, room));
+    // The cap is checked in the same commit as the add, so concurrent registers cannot pass it.
+    const added = await this.store.addPeers(urls, LIMITS.peers);
     if (added > 0) this.#log.info`Registered ${added} new peers.`;
     // The lab ignores what is not a ws:// or wss:// URL; we still say so.
     if (ignored.length === 0) return ACCEPTED;
@@ -239,7 +244,8 @@ export class Protocol {
       if (result.rejected.length > 0) {
         firstProblem ||= `block ${result.rejected[0].index}: ${result.rejected[0].reason}`;
       }
-      acceptedAny ||= result.rejected.length === 0 || result.appended > 0 || result.known > 0;
+      acceptedAny ||= result.rejected.length === 0 || result.appended > 0 || result.known > 0 ||
+        result.side > 0;
     }
     if (Object.keys(details).length === 0) return ACCEPTED;
     if (!acceptedAny) {
@@ -301,48 +307,59 @@ export class Protocol {
   }
 
   /**
-   * Lab 5's `merge` of blocks: each block that extends our tip is validated and appended
-   * through the same path as a block built here; blocks we already have are skipped.
+   * Lab 5's `merge` of blocks: each block goes to the block tree through the one validator;
+   * fork choice decides whether it becomes the tip (switching branches if it must). Blocks
+   * already stored are skipped; a whole chain from height 0, as the lab's tracker relays it,
+   * is taken block by block.
    */
-  async #mergeBlocks(
-    input: unknown[],
-  ): Promise<{ appended: number; known: number; rejected: { index: number; reason: string }[] }> {
+  async #mergeBlocks(input: unknown[]): Promise<{
+    appended: number;
+    known: number;
+    side: number;
+    rejected: { index: number; reason: string }[];
+  }> {
     let appended = 0;
     let known = 0;
+    let side = 0;
     const rejected: { index: number; reason: string }[] = [];
+    const log = this.#log;
     for (let index = 0; index < input.length; index++) {
       const parsed = parseWireBlock(input[index]);
       if (typeof parsed === "string") {
         rejected.push({ index, reason: parsed });
         continue;
       }
-      const tip = await this.store.tip();
-      if (parsed.height !== undefined && parsed.height <= tip.height) {
-        const ours = await this.store.block(parsed.height);
-        if (ours?.hash === blockHash(parsed.items, parsed.prev_hash)) {
-          known++;
-          continue;
-        }
-      }
-      if (parsed.prev_hash !== tip.hash) {
-        rejected.push({ index, reason: `block does not extend our tip (height ${tip.height})` });
-        continue;
-      }
-      const block: Block = {
-        items: parsed.items,
-        prev_hash: parsed.prev_hash,
-        height: tip.height + 1,
-        hash: parsed.hash ?? blockHash(parsed.items, parsed.prev_hash),
-      };
-      const result = await this.store.appendBlock(block);
-      if (result.ok) {
-        appended++;
-        this.#log.info`Block ${block.height} from a peer is added to the blockchain.`;
-      } else {
+      const { result, released } = await this.#intake.offer(parsed);
+      // Blocks that waited for this one as their parent are counted with it.
+      for (const taken of [result, ...released]) countResult(taken);
+      if (result.status === "orphan" || result.status === "invalid") {
         rejected.push({ index, reason: result.reason });
       }
     }
-    return { appended, known, rejected };
+    return { appended, known, side, rejected };
+
+    // Orphans and invalid blocks are counted as rejections (the offered one's) above.
+    function countResult(result: AcceptResult): void {
+      switch (result.status) {
+        case "extended":
+          appended++;
+          log.info`Block ${result.height} from a peer is added to the blockchain.`;
+          break;
+        case "reorged":
+          appended++;
+          log.info`Switched to a better branch: tip is now block ${result.height} (${
+            plural(result.depth, "block")
+          } abandoned).`;
+          break;
+        case "known":
+          known++;
+          break;
+        case "side":
+          side++;
+          log.info`Block ${result.height} from a peer is kept on a side branch.`;
+          break;
+      }
+    }
   }
 
   async #blocks(args: Args | undefined): Promise<Reply> {
@@ -401,6 +418,7 @@ export class Protocol {
       height: tip.height,
       tip: tip.hash,
       pool: { ...pool, span },
+      rules: describeChainRules(this.store.rules),
       builder,
       time: this.#clock.now() / 1000,
     });
@@ -439,10 +457,12 @@ function intArg(args: Args | undefined, name: string, min: number, max: number) 
   return v;
 }
 
-/** A block as lab 5 relays it: items and prev_hash; height and hash when a foxchain sent it. */
-function parseWireBlock(
-  input: unknown,
-): string | { items: Item[]; prev_hash: string | null; height?: number; hash?: string } {
+/**
+ * A block as the wire carries it: the lab's items and prev_hash, plus the height, hash and
+ * proof a foxchain sends. A missing height is taken as "whatever follows the parent" and a
+ * missing hash is computed: both are checked by the validator against the block's contents.
+ */
+function parseWireBlock(input: unknown): string | WireBlock {
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
     return "a block must be a JSON object";
   }
@@ -469,9 +489,18 @@ function parseWireBlock(
     }
     items.push(item);
   }
-  const height = typeof b.height === "number" && Number.isSafeInteger(b.height)
-    ? b.height
-    : undefined;
-  const hash = typeof b.hash === "string" ? b.hash : undefined;
-  return { items, prev_hash: b.prev_hash as string | null, height, hash };
+  const prev = b.prev_hash as string | null;
+  const proof = b.proof === undefined || b.proof === null ? undefined : b.proof as Proof;
+  const block: WireBlock = {
+    items,
+    prev_hash: prev,
+    hash: typeof b.hash === "string" ? b.hash : blockHash(items, prev, proof),
+  };
+  if (b.height !== undefined && b.height !== null) block.height = b.height as number;
+  if (proof !== undefined) block.proof = proof;
+  return block;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
