@@ -6,7 +6,7 @@
 import type { ChainDb } from "./chains.ts";
 import { account } from "./fixtures.ts";
 import { startNode } from "./node_proc.ts";
-import { WsClient } from "./ws_client.ts";
+import { WsConn } from "../lib/net/ws_conn.ts";
 
 /** Start-up and lookup times on one chain. */
 export interface ChainNodeResult {
@@ -38,7 +38,7 @@ export async function timeChainNode(
   const node = await startNode(db.path, { quiet: true });
   startupAllMs.push(node.startupMs);
   try {
-    const client = await WsClient.connect(node.url);
+    const client = await WsConn.connect(node.url, { deadlineMs: 60_000 });
     const time = async (request: (i: number) => string) => {
       for (let i = 0; i < 50; i++) await client.send(request(i)); // warm-up
       const started = performance.now();
@@ -60,7 +60,8 @@ export async function timeChainNode(
         args: { id: db.sampleIds[(i * 7919) % db.sampleIds.length] },
       })
     );
-    await client.close();
+    client.close();
+    await client.closed;
     return {
       blocks: db.blocks,
       startupMs: median(startupAllMs),

@@ -5,7 +5,7 @@
  * the time limit passes. It records when each acknowledgement arrived, so the rate can be read
  * at any pool size.
  */
-import { WsClient } from "./ws_client.ts";
+import { WsConn } from "../lib/net/ws_conn.ts";
 import { account } from "./fixtures.ts";
 
 /** What one load run saw. */
@@ -33,7 +33,7 @@ export async function ingest(
 ): Promise<IngestRun> {
   const { clients, batch, total } = opts;
   const connections = await Promise.all(
-    Array.from({ length: clients }, () => WsClient.connect(url)),
+    Array.from({ length: clients }, () => WsConn.connect(url, { deadlineMs: 60_000 })),
   );
   // A few seconds in the past: inside the node's admission window (at most 90 s old) for the
   // whole run, which takes seconds, not minutes.
@@ -76,7 +76,10 @@ export async function ingest(
     }
   }));
   const seconds = (performance.now() - started) / 1000;
-  await Promise.all(connections.map((c) => c.close()));
+  await Promise.all(connections.map((c) => {
+    c.close();
+    return c.closed;
+  }));
   return {
     clients,
     batch,
