@@ -87,7 +87,13 @@ export {
   type ServerOptions,
   startServer,
 } from "./lib/node/server.ts";
-export { DEFAULT_NODE, NodeClient, NodeUnreachable } from "./lib/net/client.ts";
+export {
+  DEFAULT_NODE,
+  NodeClient,
+  type NodeClientOptions,
+  NodeUnreachable,
+} from "./lib/net/client.ts";
+export { type RequestOptions } from "./lib/net/link.ts";
 export { verifyStore } from "./lib/store/audit.ts";
 export { type ChainWalk, type Verdict, verifyBlocks, walkChain } from "./lib/consensus/verify.ts";
 export {
