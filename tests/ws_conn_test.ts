@@ -250,6 +250,28 @@ Deno.test("a fragmented reply with a ping inside is reassembled; the ping gets i
   });
 });
 
+Deno.test("pings sent faster than pongs are written get one pong, for the latest", async () => {
+  const pongs: string[] = [];
+  await withRawServer(async (peer) => {
+    const pings = Array.from({ length: 1000 }, (_, i) => serverFrame(0x9, String(i)));
+    const all = new Uint8Array(pings.reduce((n, p) => n + p.length, 0));
+    pings.reduce((at, p) => (all.set(p, at), at + p.length), 0);
+    await peer.write(all);
+    for (let frame = await peer.readFrame(); frame; frame = await peer.readFrame()) {
+      if (frame.opcode === 0xa) pongs.push(new TextDecoder().decode(frame.payload));
+      if (frame.opcode === 0x1) await peer.send(JSON.stringify(OK({})));
+      if (frame.opcode === 0x8) await peer.write(serverFrame(0x8, frame.payload));
+    }
+  }, async (server) => {
+    await withLink(server.url, async (link) => {
+      // The reply comes after the pings on the wire: when it is here, they were handled.
+      assert.deepEqual(await link.request("time"), OK({}));
+    });
+  });
+  assert.ok(pongs.length >= 1 && pongs.length < 1000, `${pongs.length} pongs`);
+  assert.equal(pongs.at(-1), "999");
+});
+
 Deno.test("a server's close frame rejects waiting requests with its code and reason and is answered", async () => {
   let answer: { code: number | null; reason: string } | undefined;
   await withRawServer(async (peer) => {
@@ -320,7 +342,24 @@ Deno.test("close() drops the connection after closeTimeoutMs when the server nev
 });
 
 Deno.test("server frames that break RFC 6455 close the link with the matching code", async () => {
-  const cases: { name: string; bytes: Uint8Array[]; code: number; reason: RegExp }[] = [
+  const cases: {
+    name: string;
+    bytes: Uint8Array[];
+    code: number;
+    reason: RegExp;
+    maxMessageBytes?: number;
+  }[] = [
+    {
+      name: "fragments adding up past the cap",
+      bytes: [
+        serverFrame(0x1, "x".repeat(400), { fin: false }),
+        serverFrame(0x0, "x".repeat(400), { fin: false }),
+        serverFrame(0x0, "x".repeat(400)),
+      ],
+      code: 1009,
+      reason: /over 1000 bytes/,
+      maxMessageBytes: 1000,
+    },
     {
       name: "masked",
       bytes: [serverFrame(0x1, "{}", { mask: true })],
@@ -385,7 +424,7 @@ Deno.test("server frames that break RFC 6455 close the link with the matching co
       for (const bytes of c.bytes) await peer.write(bytes);
       got = await peer.readClose();
     }, async (server) => {
-      const link = await WsConn.connect(server.url);
+      const link = await WsConn.connect(server.url, { maxMessageBytes: c.maxMessageBytes });
       const reply = link.request("time").catch((e) => e);
       assert.match(await link.closed, c.reason, c.name);
       await reply;

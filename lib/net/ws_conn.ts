@@ -143,10 +143,12 @@ export class WsConn implements Link {
   #buf = new Uint8Array(READ_BYTES);
   #start = 0;
   #end = 0;
-  // A fragmented message being assembled.
-  #parts: Uint8Array[] = [];
+  // A fragmented message being assembled: its opcode (0: none) and bytes [0, #partsBytes).
+  #parts = new Uint8Array(0);
   #partsBytes = 0;
   #partsOpcode = 0;
+  // The payload of the latest ping while its pong waits to be written, else null.
+  #pong: Uint8Array | null = null;
 
   #destroyed!: () => void;
   readonly #destroyedP = new Promise<void>((resolve) => (this.#destroyed = resolve));
@@ -288,14 +290,19 @@ export class WsConn implements Link {
     });
   }
 
-  /** Queues bytes behind the ones already queued; a write error means the connection is lost. */
-  #write(bytes: Uint8Array): void {
-    this.#queuedBytes += bytes.length;
+  /**
+   * Queues a frame behind the ones already queued, counting `size` bytes while it waits; a
+   * function is called when the frame's turn comes (null: nothing to send any more). A write
+   * error means the connection is lost.
+   */
+  #write(frame: Uint8Array | (() => Uint8Array | null), size = (frame as Uint8Array).length): void {
+    this.#queuedBytes += size;
     this.#writing = this.#writing.then(async () => {
       try {
-        if (this.#state !== "closed") await writeAll(this.#conn, bytes);
+        const bytes = typeof frame === "function" ? frame() : frame;
+        if (bytes && this.#state !== "closed") await writeAll(this.#conn, bytes);
       } finally {
-        this.#queuedBytes -= bytes.length;
+        this.#queuedBytes -= size;
       }
     }).catch((error) => this.#lost(`cannot write: ${messageOf(error)}`));
   }
@@ -450,7 +457,7 @@ export class WsConn implements Link {
   #onFrame({ fin, opcode, payload }: Frame): void {
     switch (opcode) {
       case 0x9: // ping: answer with a pong carrying the same bytes
-        if (this.#state === "open") this.#write(clientFrame(0xa, payload.slice()));
+        if (this.#state === "open") this.#queuePong(payload.slice());
         return;
       case 0xa: // pong: nothing asked for one
         return;
@@ -460,15 +467,14 @@ export class WsConn implements Link {
         if (this.#partsOpcode === 0) {
           throw new WsViolation(1002, "the server sent a continuation frame with no message");
         }
-        this.#parts.push(payload.slice());
-        this.#partsBytes += payload.length;
+        this.#appendPart(payload);
         if (fin) {
-          const parts = this.#parts;
+          const message = this.#parts.subarray(0, this.#partsBytes);
           const kind = this.#partsOpcode;
-          this.#parts = [];
+          this.#parts = new Uint8Array(0);
           this.#partsBytes = 0;
           this.#partsOpcode = 0;
-          this.#onMessage(kind, concat(parts));
+          this.#onMessage(kind, message);
         }
         return;
       default: // 0x1 text, 0x2 binary
@@ -477,9 +483,38 @@ export class WsConn implements Link {
         }
         if (fin) return this.#onMessage(opcode, payload);
         this.#partsOpcode = opcode;
-        this.#parts = [payload.slice()];
-        this.#partsBytes = payload.length;
+        this.#appendPart(payload);
     }
+  }
+
+  /** Adds a fragment to the message being assembled (its size is checked already). */
+  #appendPart(payload: Uint8Array): void {
+    const need = this.#partsBytes + payload.length;
+    if (need > this.#parts.length) {
+      const grown = new Uint8Array(
+        Math.min(this.#maxMessageBytes, Math.max(need, 2 * this.#parts.length, 4096)),
+      );
+      grown.set(this.#parts.subarray(0, this.#partsBytes));
+      this.#parts = grown;
+    }
+    this.#parts.set(payload, this.#partsBytes);
+    this.#partsBytes = need;
+  }
+
+  /**
+   * Answers a ping. While a pong waits to be written, a newer ping only replaces its payload
+   * (RFC 6455 5.5.3 allows answering the latest only): a server that pings without reading
+   * cannot make us queue pongs without end.
+   */
+  #queuePong(payload: Uint8Array): void {
+    const queued = this.#pong !== null;
+    this.#pong = payload;
+    if (queued) return;
+    this.#write(() => {
+      const pong = this.#pong!;
+      this.#pong = null;
+      return this.#state === "open" ? clientFrame(0xa, pong) : null;
+    }, 131); // at most: a pong's header and 125 bytes
   }
 
   #onClose(payload: Uint8Array): void {
@@ -672,16 +707,6 @@ function isReply(value: unknown): value is Reply {
 }
 
 // ---- bytes ------------------------------------------------------------------------------------
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
