@@ -377,6 +377,31 @@ Deno.test("stop() during the handshake ends it, closes that link, and nothing co
   });
 });
 
+Deno.test("stop() during a dial aborts it and waits for it to end; no link is left", async () => {
+  await withNode(async (node) => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const scheduler = fakeScheduler();
+    const ws = createWsDialer({ scheduler });
+    const dialer: Dialer = {
+      dial: async (url, opts) => {
+        await gate;
+        return await ws.dial(url, opts);
+      },
+    };
+    await withPeer(node.url, { dialer, scheduler }, async ({ peer, events }) => {
+      let stopped = false;
+      const stopping = peer.stop().then(() => (stopped = true));
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      assert.equal(stopped, false);
+      release();
+      await stopping;
+      assert.deepEqual(events.map((e) => e.type), ["stopped"]);
+      await poll("no link left on the node", () => node.server.connections() === 0);
+    });
+  });
+});
+
 Deno.test("timings must be positive", () => {
   assert.throws(() => new PeerConnection("ws://127.0.0.1:1/ws", { heartbeatMs: 0 }), RangeError);
   assert.throws(() => new PeerConnection("ws://127.0.0.1:1/ws", { maxBackoffMs: NaN }), RangeError);

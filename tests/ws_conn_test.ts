@@ -487,6 +487,17 @@ Deno.test("a server that never answers the upgrade fails the dial at its timeout
   }, { upgrade: () => null });
 });
 
+Deno.test("an aborted dial fails at once with DialFailed of kind aborted", async () => {
+  await withRawServer(silent, async (server) => {
+    const abort = new AbortController();
+    const dial = WsConn.connect(server.url, { scheduler: fakeScheduler(), signal: abort.signal });
+    const failed = assert.rejects(dial, (e) => e instanceof DialFailed && e.kind === "aborted");
+    await poll("the server to accept", () => server.accepted() === 1);
+    abort.abort();
+    await failed;
+  }, { upgrade: () => null });
+});
+
 // ---- TLS --------------------------------------------------------------------------------------
 
 /** A CA and a leaf certificate for localhost and 127.0.0.1, made by openssl; null without it. */

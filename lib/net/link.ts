@@ -40,6 +40,8 @@ export interface Link {
 export interface DialOptions {
   /** Milliseconds for the whole dial (connect, TLS, handshake); past it, DialFailed. */
   timeoutMs: number;
+  /** Aborting it ends the dial at once with DialFailed (kind "aborted"). */
+  signal?: AbortSignal;
 }
 
 /** Opens links. */
@@ -50,9 +52,9 @@ export interface Dialer {
 
 /**
  * Why a dial failed: a bad URL, no connection (nothing listening, no route, TLS failed), a
- * refused or broken WebSocket upgrade, or no link within the dial's timeout.
+ * refused or broken WebSocket upgrade, no link within the dial's timeout, or aborted.
  */
-export type DialFailure = "url" | "connect" | "upgrade" | "timeout";
+export type DialFailure = "url" | "connect" | "upgrade" | "timeout" | "aborted";
 
 /** A link could not be opened. */
 export class DialFailed extends Error {

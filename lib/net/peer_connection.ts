@@ -115,6 +115,8 @@ export class PeerConnection<H = undefined> {
   #link: Link | null = null; // the link while up
   #pending: Link | null = null; // a link whose handshake runs
   #attempt: Promise<void> = Promise.resolve();
+  #dialSettled: Promise<void> = Promise.resolve(); // the latest dial, given up on or not
+  #lateClosed: Promise<unknown> = Promise.resolve(); // a link that came after its dial gave up
   #abort = new AbortController(); // aborted by stop(): ends the attempt under way
   #hello: H | undefined;
   #upAt = 0;
@@ -201,6 +203,9 @@ export class PeerConnection<H = undefined> {
     link?.close(reason);
     await this.#attempt;
     await link?.closed;
+    // The dial under way was aborted; a link it opened in the meantime is closed.
+    await this.#dialSettled;
+    await this.#lateClosed;
   }
 
   /**
@@ -237,13 +242,19 @@ export class PeerConnection<H = undefined> {
     const signal = this.#abort.signal;
     let link: Link;
     try {
-      link = await this.#within(
+      const dialing = this.#dialer.dial(this.url, { timeoutMs: this.#t.dialTimeoutMs, signal });
+      const within = this.#within(
         signal,
-        this.#dialer.dial(this.url, { timeoutMs: this.#t.dialTimeoutMs }),
+        dialing,
         this.#t.dialTimeoutMs,
         `no link within ${this.#t.dialTimeoutMs} ms`,
-        (late) => late.close("dial gave up"),
+        (late) => {
+          late.close("dial gave up");
+          this.#lateClosed = late.closed;
+        },
       );
+      this.#dialSettled = dialing.then(() => {}, () => {});
+      link = await within;
     } catch (error) {
       if (generation === this.#generation) this.#retry(reasonOf(error));
       return;

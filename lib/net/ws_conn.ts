@@ -179,9 +179,12 @@ export class WsConn implements Link {
 
   /**
    * Opens a link: TCP (with TCP_NODELAY), TLS for `wss://`, and the WebSocket upgrade, all
-   * within `timeoutMs`. Rejects with DialFailed saying why.
+   * within `timeoutMs`, unless `signal` aborts first. Rejects with DialFailed saying why.
    */
-  static async connect(url: string, opts: WsConnOptions = {}): Promise<WsConn> {
+  static async connect(
+    url: string,
+    opts: WsConnOptions & { signal?: AbortSignal } = {},
+  ): Promise<WsConn> {
     const target = parseTarget(url);
     const scheduler = opts.scheduler ?? realScheduler;
     const timeoutMs = opts.timeoutMs ?? WS_DEFAULTS.timeoutMs;
@@ -202,27 +205,34 @@ export class WsConn implements Link {
       return await upgrade(conn, url, target);
     })();
     let timer: TimerHandle;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = scheduler.setTimeout(() => {
+    let onAbort = () => {};
+    const ended = new Promise<never>((_, reject) => {
+      const end = (error: DialFailed) => {
         timedOut = true;
         abort.abort();
         closeQuietly(conn); // ends a pending read or write of the upgrade
-        reject(
-          new DialFailed(url, "timeout", `no WebSocket link within ${timeoutMs} ms`),
-        );
-      }, timeoutMs);
+        reject(error);
+      };
+      timer = scheduler.setTimeout(
+        () => end(new DialFailed(url, "timeout", `no WebSocket link within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      onAbort = () => end(new DialFailed(url, "aborted", "the dial was aborted"));
+      if (opts.signal?.aborted) onAbort();
+      else opts.signal?.addEventListener("abort", onAbort);
     });
     // Whatever the attempt still does after a timeout (a TLS handshake cannot be cancelled),
     // its connection is closed when it is done.
     attempt.then(() => timedOut && closeQuietly(conn), () => closeQuietly(conn));
     try {
-      const leftover = await Promise.race([attempt, timeout]);
+      const leftover = await Promise.race([attempt, ended]);
       return new WsConn(url, conn!, leftover, opts);
     } catch (error) {
       if (error instanceof DialFailed) throw error;
       throw new DialFailed(url, "connect", messageOf(error));
     } finally {
       scheduler.clearTimeout(timer!);
+      opts.signal?.removeEventListener("abort", onAbort);
     }
   }
 
