@@ -79,7 +79,27 @@ export {
   type TxRecord,
 } from "./lib/store/store.ts";
 export { Builder, type BuilderOptions, PASS_KEEP, type PassResult } from "./lib/node/builder.ts";
-export { LIMITS, Protocol, type ProtocolOptions, type Reply } from "./lib/node/protocol.ts";
+export {
+  LIMITS,
+  type NetworkHooks,
+  newSession,
+  PEER_FAULT_LIMIT,
+  Protocol,
+  type ProtocolOptions,
+  type Reply,
+  type Session,
+  type TakenBlock,
+} from "./lib/node/protocol.ts";
+export {
+  type LinkInfo,
+  Network,
+  NETWORK_DEFAULTS,
+  type NetworkOptions,
+  type NetworkTimings,
+  normalUrl,
+} from "./lib/net/network.ts";
+export { DEFAULT_NETWORK, type Hello, helloMismatch, parseHello } from "./lib/net/hello.ts";
+export { BoundedSet } from "./lib/net/seen.ts";
 export {
   DEFAULT_LIMITS,
   type RunningServer,
@@ -93,7 +113,23 @@ export {
   type NodeClientOptions,
   NodeUnreachable,
 } from "./lib/net/client.ts";
-export { type RequestOptions } from "./lib/net/link.ts";
+export {
+  BadReply,
+  DeadlineExceeded,
+  type Dialer,
+  type DialOptions,
+  type Link,
+  LinkBusy,
+  LinkClosed,
+  type RequestOptions,
+} from "./lib/net/link.ts";
+export { PEER_DEFAULTS, type PeerTimings } from "./lib/net/peer_connection.ts";
+export {
+  realScheduler,
+  type Scheduler,
+  seededRandom,
+  type TimerHandle,
+} from "./lib/core/scheduler.ts";
 export { verifyStore } from "./lib/store/audit.ts";
 export { type ChainWalk, type Verdict, verifyBlocks, walkChain } from "./lib/consensus/verify.ts";
 export {

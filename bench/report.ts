@@ -41,6 +41,10 @@ export interface Results {
     verifyBlocksTxPerSecond: number;
     verifyStoreTxPerSecond: number;
   };
+  /** Reorgs of full blocks (bench/reorg.ts); absent in results older than issue 7. */
+  reorg?: { depth: number; blockSize: number; seconds: number }[];
+  /** Peer blocks accepted one by one vs the same transactions built locally. */
+  peerApply?: { blocks: number; transactions: number; applySeconds: number; buildSeconds: number };
   chains: { blocks: number; seconds: number }[];
   lookups: {
     blocks: number;
@@ -222,6 +226,42 @@ export function renderMarkdown(r: Results): string {
       fixed(b.blocksPerSecond, 1),
     ]),
   );
+  if (r.reorg && r.peerApply) {
+    const p = r.peerApply;
+    lines.push(
+      "## Reorg and peer blocks: `Store.acceptBlock`",
+      "",
+      "A reorg: the block that makes the other branch longer arrives; the time is that one " +
+        "`acceptBlock` (undo the old blocks, apply the new, return orphans to the pool, one " +
+        "journaled switch).",
+      "",
+    );
+    table(
+      ["depth", "tx per block", "seconds", "blocks/s switched"],
+      r.reorg.map((x) => [
+        int(x.depth),
+        int(x.blockSize),
+        fixed(x.seconds, 2),
+        fixed((2 * x.depth + 1) / x.seconds, 0),
+      ]),
+    );
+    table(["what", "blocks", "transactions", "seconds", "tx/s"], [
+      [
+        "peer blocks, acceptBlock one by one",
+        int(p.blocks),
+        int(p.transactions),
+        fixed(p.applySeconds, 2),
+        int(p.transactions / p.applySeconds),
+      ],
+      [
+        "the same built locally, Builder.pass",
+        int(p.blocks),
+        int(p.transactions),
+        fixed(p.buildSeconds, 2),
+        int(p.transactions / p.buildSeconds),
+      ],
+    ]);
+  }
   const v = r.verify;
   lines.push(
     `## Verify: full-ledger validation of ${int(v.chainTxs)} transactions`,

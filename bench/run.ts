@@ -15,6 +15,7 @@ import { LARGE_TABLE, tempDir, VERIFY_CHAIN } from "./fixtures.ts";
 import { ingest } from "./load.ts";
 import { startNode } from "./node_proc.ts";
 import { renderMarkdown, type Results } from "./report.ts";
+import { timePeerApply, timeReorg } from "./reorg.ts";
 
 /** Ingest configurations; `to` is where the pool is read as "large" (see the table). */
 const INGEST = [
@@ -35,6 +36,8 @@ const SMALL_RUNS = 3;
 const LARGE_WINDOW = 5_000;
 const INGEST_TIME_LIMIT_MS = 60_000;
 const BUILD_POOLS = [1_000, 10_000, 100_000];
+/** Reorg depths timed, in full blocks. */
+const REORG_DEPTHS = [1, 10, 100];
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -154,6 +157,18 @@ try {
     results.build.push(await timeBuild(`${dir.path}/build-${pool}.kv`, pool));
     await removeKv(`${dir.path}/build-${pool}.kv`);
   }
+
+  results.reorg = [];
+  await Deno.mkdir(`${dir.path}/warm`);
+  await timeReorg(`${dir.path}/warm`, 1); // the first switch pays for compiling the code
+  for (const depth of REORG_DEPTHS) {
+    await settle();
+    log(`reorg of ${depth} full blocks...`);
+    results.reorg.push(await timeReorg(dir.path, depth));
+  }
+  await settle();
+  log("peer blocks vs local build...");
+  results.peerApply = await timePeerApply(dir.path, 100);
 
   const chains: ChainDb[] = [];
   for (const blocks of CHAIN_LENGTHS) {

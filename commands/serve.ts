@@ -4,6 +4,9 @@ import {
   COMMON_FLAGS,
   COMMON_HELP,
   DEFAULT_DB,
+  NETWORK_FLAGS,
+  NETWORK_HELP,
+  networkOptions,
   RULE_FLAGS,
   RULE_HELP,
   runNode,
@@ -20,6 +23,8 @@ It does not build blocks: run "foxchain build" beside it on the same --db, or us
 
 Options:
 ${SERVE_HELP}
+Network (peers, gossip, catch-up):
+${NETWORK_HELP}
 Network rules (every node of a network uses the same; blocks are checked against them):
 ${RULE_HELP}
 ${COMMON_HELP}
@@ -29,7 +34,12 @@ ${COMMON_HELP}
 export const command: Command = {
   help,
   async run(argv) {
-    const flags = parseFlags(argv, { ...SERVE_FLAGS, ...RULE_FLAGS, ...COMMON_FLAGS }, help);
+    const flags = parseFlags(argv, {
+      ...SERVE_FLAGS,
+      ...NETWORK_FLAGS,
+      ...RULE_FLAGS,
+      ...COMMON_FLAGS,
+    }, help);
     if (!flags) return 0;
     const v = flags.values;
     return await runNode({
@@ -38,6 +48,7 @@ export const command: Command = {
       debug: v.debug,
       quiet: v.quiet,
       serve: serveOptions(v),
+      network: networkOptions(v),
     });
   },
 };

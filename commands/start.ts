@@ -7,6 +7,9 @@ import {
   COMMON_FLAGS,
   COMMON_HELP,
   DEFAULT_DB,
+  NETWORK_FLAGS,
+  NETWORK_HELP,
+  networkOptions,
   RULE_FLAGS,
   RULE_HELP,
   runNode,
@@ -22,6 +25,8 @@ file. Ctrl-C stops both cleanly.
 
 Server options:
 ${SERVE_HELP}
+Network (peers, gossip, catch-up):
+${NETWORK_HELP}
 
 Network rules (every node of a network uses the same; the builder cuts under them):
 ${RULE_HELP}
@@ -38,6 +43,7 @@ export const command: Command = {
   async run(argv) {
     const flags = parseFlags(argv, {
       ...SERVE_FLAGS,
+      ...NETWORK_FLAGS,
       ...RULE_FLAGS,
       ...BUILD_FLAGS,
       ...COMMON_FLAGS,
@@ -50,6 +56,7 @@ export const command: Command = {
       debug: v.debug,
       quiet: v.quiet,
       serve: serveOptions(v),
+      network: networkOptions(v),
       build: builderOptions(v),
     });
   },

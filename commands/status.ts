@@ -12,8 +12,8 @@ import type { BuilderInfo } from "../lib/store/store.ts";
 
 const help = `Usage: foxchain status [options]
 
-Shows a node's height, tip hash, pool (size, earliest and latest t, span) and the rules its
-builder last announced.
+Shows a node's height, tip hash, pool (size, earliest and latest t, span), the network's
+consensus rules (what blocks it accepts) and what its builder last announced.
 
 Options:
 ${NODE_HELP}
@@ -49,6 +49,7 @@ export const command: Command = {
           : `, ${showTime(pool.earliest)} .. ${showTime(pool.latest!)} (span ${
             pool.span.toFixed(3)
           } s)`),
+        `rules    ${r.rules ?? "-"}`,
         `builder  ${
           builder
             ? `${builder.rules}, at most ${builder.maxBlock} per block, every ${builder.sleepSeconds} s (pid ${builder.pid})`

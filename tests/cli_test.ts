@@ -285,6 +285,7 @@ Deno.test("send, pool, tx, balance, blocks, status, peers, register and call aga
       "height   -1",
       "tip      -",
       "pool     0 transactions",
+      "rules    count >= 1 or span >= 0 s or age >= 0 s; bare blocks accepted",
       "builder  none has run on this database",
     ]);
 

@@ -124,12 +124,12 @@ Deno.test("one bad block refuses the whole run, names the block, and writes noth
           ...chainOf([[tx(A, B, 1, T0 + 1)]], 0, b0.hash),
           makeBlock(3, null, [tx(A, C, 1, T0 + 2)]),
         ],
-        /^block 3: block height 3 does not follow its parent's 1/,
+        /^block 3: block 3 comes after block 1: block 2 is missing/,
       ],
       // A run that does not start at the tip.
       [
         chainOf([[tx(A, B, 1, T0 + 1)]], 1, "e".repeat(64)),
-        /height 2 does not follow its parent's 0/,
+        /block 2 comes after block 0: block 1 is missing/,
       ],
       // A transaction already in the chain.
       [

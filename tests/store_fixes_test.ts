@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { LIMITS, Protocol } from "../lib/node/protocol.ts";
 import { Builder, PASS_KEEP } from "../lib/node/builder.ts";
+import { BlockIntake } from "../lib/node/block_intake.ts";
 import { makeBlock } from "../lib/core/block.ts";
 import { DEFAULT_CHAIN_RULES } from "../lib/consensus/rules.ts";
 import { openStore } from "../lib/store/store.ts";
@@ -102,6 +103,40 @@ Deno.test("a tracker relaying a whole chain from height 0 gets its blocks skippe
       side: 0,
       rejected: [],
     });
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("a block claiming a stored block's hash with other contents is refused, not known", async () => {
+  const store = await openStore(":memory:", { rules: COUNT1, clock: LATER });
+  try {
+    const first = child(null, [tx(GENESIS, addr(1), 5, T0)]);
+    assert.equal((await store.acceptBlock(first)).status, "extended");
+    const forged = { ...first, items: [{ ...first.items[0], amount: 6 }] };
+    const result = await store.acceptBlock(forged);
+    assert.equal(result.status, "invalid");
+    assert.match((result as { reason: string }).reason, /contents hash to/);
+    assert.equal((await store.acceptBlock(first)).status, "known");
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("blocks waiting for a parent keep waiting when junk arrives under the parent's hash", async () => {
+  const store = await openStore(":memory:", { rules: COUNT1, clock: LATER });
+  try {
+    const intake = new BlockIntake(store);
+    const first = child(null, [tx(GENESIS, addr(1), 5, T0)]);
+    const second = child(first, [tx(GENESIS, addr(2), 5, T0 + 1)]);
+    assert.equal((await intake.offer(second)).result.status, "orphan");
+    const junk = { ...first, items: [{ ...first.items[0], amount: 6 }] };
+    assert.equal((await intake.offer(junk)).result.status, "invalid");
+    assert.equal(intake.waiting, 1);
+    const { result, released } = await intake.offer(first);
+    assert.equal(result.status, "extended");
+    assert.deepEqual(released.map((r) => r.result.status), ["extended"]);
+    assert.equal((await store.tip()).hash, second.hash);
   } finally {
     await store.close();
   }

@@ -16,6 +16,8 @@ import {
 import { type ChainRules, describeChainRules } from "../consensus/rules.ts";
 import { type RunningServer, startServer } from "../node/server.ts";
 import { openStore, type Store } from "../store/store.ts";
+import { DEFAULT_NETWORK } from "../net/hello.ts";
+import { Network, normalUrl } from "../net/network.ts";
 
 /** Default KV file, in the working directory. */
 export const DEFAULT_DB = "foxchain.kv";
@@ -45,6 +47,20 @@ export const SERVE_HELP =
       --hostname HOST    address to listen on (default: 0.0.0.0)
       --max-message N    largest request in bytes (default: 1048576)`;
 
+/** Flags of a node's place in a network. */
+export const NETWORK_FLAGS = {
+  peer: { type: "string", multiple: true },
+  network: { type: "string" },
+  advertise: { type: "string" },
+} as const;
+
+export const NETWORK_HELP =
+  `      --peer URL         keep a link to the node at URL (ws:// or wss://); repeat for more.
+                         Peers share the addresses they know, so one is enough to join
+      --network NAME     the network's name: nodes of other names are refused (default: ${DEFAULT_NETWORK})
+      --advertise URL    the URL peers should dial this node at (default: the one it listens
+                         on, with 127.0.0.1 for 0.0.0.0)`;
+
 /** Flags that set the network's consensus rules: every node of one network uses the same. */
 export const RULE_FLAGS = {
   rule: { type: "string", multiple: true },
@@ -68,10 +84,13 @@ export const RULE_HELP =
 /** Flags of the builder. */
 export const BUILD_FLAGS = {
   sleep: { type: "string", short: "t" },
+  jitter: { type: "string" },
   "max-block": { type: "string" },
 } as const;
 
 export const BUILD_HELP = `  -t, --sleep DURATION   check the rules every DURATION (default: 3)
+      --jitter DURATION  wait a random 0..DURATION more before each check, so that builders
+                         of a network rarely cut at the same moment (default: 0)
       --max-block N      most transactions per block, 1 to ${MAX_BLOCK_ITEMS} (default: ${DEFAULT_MAX_BLOCK})`;
 
 /** The network's rules from parsed RULE_FLAGS. */
@@ -103,6 +122,7 @@ export function chainRules(v: FlagValues<typeof RULE_FLAGS>): ChainRules {
 export function builderOptions(v: FlagValues<typeof BUILD_FLAGS>): BuilderOptions {
   return {
     sleepSeconds: durationFlag("sleep", v.sleep) ?? 3,
+    jitterSeconds: durationFlag("jitter", v.jitter) ?? 0,
     maxBlock: intFlag("max-block", v["max-block"], 1, MAX_BLOCK_ITEMS) ?? DEFAULT_MAX_BLOCK,
   };
 }
@@ -115,6 +135,29 @@ export interface NodeConfig {
   quiet?: boolean;
   serve?: { hostname: string; port: number; maxMessageBytes: number };
   build?: BuilderOptions & { once?: boolean };
+  /** Peers and network name; absent: the node links to no one (and answers `hello` 503). */
+  network?: { name: string; peers: string[]; advertise: string | null };
+}
+
+/** Network options from parsed NETWORK_FLAGS. */
+export function networkOptions(
+  v: FlagValues<typeof NETWORK_FLAGS>,
+): NonNullable<NodeConfig["network"]> {
+  const peers: string[] = [];
+  for (const peer of v.peer ?? []) {
+    const url = normalUrl(peer);
+    if (!url) throw new UsageError(`--peer must be a ws:// or wss:// URL, got "${peer}"`);
+    peers.push(url);
+  }
+  const advertise = v.advertise === undefined ? null : normalUrl(v.advertise);
+  if (v.advertise !== undefined && !advertise) {
+    throw new UsageError(`--advertise must be a ws:// or wss:// URL, got "${v.advertise}"`);
+  }
+  const name = v.network ?? DEFAULT_NETWORK;
+  if (name.length === 0 || name.length > 64) {
+    throw new UsageError(`--network must be a name of 1 to 64 characters`);
+  }
+  return { name, peers, advertise };
 }
 
 /** Server options from parsed SERVE_FLAGS. */
@@ -144,6 +187,8 @@ export async function runNode(config: NodeConfig): Promise<number> {
   const store = await open(config.db, config.rules);
   let server: RunningServer | undefined;
   let builder: Builder | undefined;
+  let protocol: Protocol | undefined;
+  let network: Network | undefined;
   try {
     if (config.build?.once) {
       const result = await new Builder(store, config.build).pass();
@@ -156,8 +201,9 @@ export async function runNode(config: NodeConfig): Promise<number> {
     }
     if (config.serve) {
       try {
+        protocol = new Protocol(store);
         server = await startServer({
-          protocol: new Protocol(store),
+          protocol,
           hostname: config.serve.hostname,
           port: config.serve.port,
           limits: { maxMessageBytes: config.serve.maxMessageBytes },
@@ -172,6 +218,20 @@ export async function runNode(config: NodeConfig): Promise<number> {
       log.info`foxchain is listening on ${server.url} (database ${config.db}; rules: ${
         describeChainRules(config.rules)
       }).`;
+    }
+    if (config.serve && config.network && protocol && server) {
+      network = new Network({
+        store,
+        protocol,
+        name: config.network.name,
+        listen: config.network.advertise ?? server.url,
+        peers: config.network.peers,
+      });
+      await network.start();
+      log
+        .info`Network "${config.network.name}": node ${network.nodeId}, ${config.network.peers.length} --peer given, reachable at ${
+        config.network.advertise ?? server.url
+      }.`;
     }
     if (config.build) {
       builder = new Builder(store, config.build);
@@ -190,6 +250,7 @@ export async function runNode(config: NodeConfig): Promise<number> {
     return 0;
   } finally {
     await builder?.stop();
+    await network?.stop();
     await server?.shutdown();
     await store.close();
     if (server || builder) log.info`Stopped cleanly.`;

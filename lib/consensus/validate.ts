@@ -113,8 +113,17 @@ export function checkBlockHeader(
   const shape = checkBlockShape(block, ids);
   if (shape) return { reason: shape, lasting: false };
   if (block.height !== parent.height + 1) {
+    const gap = block.height - parent.height - 1;
     return {
-      reason: `block height ${block.height} does not follow its parent's ${parent.height}`,
+      reason: gap > 0
+        ? `block ${block.height} comes after ${
+          parent.height < 0 ? "the start of the chain" : `block ${parent.height}`
+        }: ${
+          gap === 1
+            ? `block ${parent.height + 1} is`
+            : `blocks ${parent.height + 1}..${block.height - 1} are`
+        } missing`
+        : `block height ${block.height} does not follow its parent's ${parent.height}`,
       lasting: false,
     };
   }

@@ -41,6 +41,14 @@ export const MAX_FUTURE_SECONDS = 10;
 export const MAX_AGE_SECONDS = 90;
 
 /**
+ * Admission policy for transactions a linked peer relays: at most this old (seconds). A relay
+ * can be late through no fault of the peer (queued behind a partition, or found by pool
+ * reconciliation after one), and the peer checked the transaction's `t` when a client sent it;
+ * an hour covers a partition of that length, past it the transaction is stale.
+ */
+export const RELAY_MAX_AGE_SECONDS = 3600;
+
+/**
  * Admission policy: the most one transaction may move. Without signatures anyone may mint from
  * GENESIS, so this only keeps one request from spending the whole supply cap at once.
  */

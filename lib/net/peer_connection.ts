@@ -12,7 +12,7 @@ import type { Logger } from "@logtape/logtape";
 import { logger } from "../node/log.ts";
 import type { Reply } from "../node/protocol.ts";
 import { type Dialer, DialFailed, type Link, LinkClosed, type RequestOptions } from "./link.ts";
-import { realScheduler, type Scheduler, type TimerHandle } from "./scheduler.ts";
+import { realScheduler, type Scheduler, type TimerHandle } from "../core/scheduler.ts";
 import { wsDialer } from "./ws_conn.ts";
 
 /** Where a peer connection is. */

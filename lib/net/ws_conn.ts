@@ -26,7 +26,7 @@ import {
   LinkClosed,
   type RequestOptions,
 } from "./link.ts";
-import { realScheduler, type Scheduler, type TimerHandle } from "./scheduler.ts";
+import { realScheduler, type Scheduler, type TimerHandle } from "../core/scheduler.ts";
 
 /** Options of a WebSocket link; every field has a default (WS_DEFAULTS). */
 export interface WsConnOptions {

@@ -13,8 +13,8 @@ export const MAX_WAITING_BLOCKS = 1000;
 export interface IntakeResult {
   /** The offered block's result. */
   result: AcceptResult;
-  /** Waiting blocks taken because this one was their missing ancestor. */
-  released: AcceptResult[];
+  /** Waiting blocks taken because this one was their missing ancestor, with their results. */
+  released: { block: WireBlock; result: AcceptResult }[];
 }
 
 /** The entry point of blocks into one store. */
@@ -37,7 +37,7 @@ export class BlockIntake {
    */
   async offer(block: WireBlock): Promise<IntakeResult> {
     const result = await this.store.acceptBlock(block);
-    const released: AcceptResult[] = [];
+    const released: IntakeResult["released"] = [];
     if (result.status === "orphan" && typeof block.prev_hash === "string") {
       this.#wait(block.prev_hash, block);
       return { result, released };
@@ -52,8 +52,13 @@ export class BlockIntake {
       this.#count -= children.length;
       for (const child of children) {
         const taken = await this.store.acceptBlock(child);
-        released.push(taken);
-        if (taken.status !== "orphan") ready.push(child.hash);
+        // Still no parent (what came under its hash was junk, or is from the future): it
+        // waits on for the real one.
+        if (taken.status === "orphan") this.#wait(ready[i], child);
+        else {
+          released.push({ block: child, result: taken });
+          ready.push(child.hash);
+        }
       }
     }
     return { result, released };

@@ -30,6 +30,14 @@ export interface BuilderOptions {
   maxBlock?: number;
   /** Seconds between checks of the rules (default 3). */
   sleepSeconds?: number;
+  /**
+   * A random 0..jitterSeconds added to each wait between passes (default 0): builders of one
+   * network that check at the same moment would cut competing blocks; spread out, the first
+   * one's block reaches the others before they check, and they build on it.
+   */
+  jitterSeconds?: number;
+  /** Random source for the jitter (default Math.random). */
+  random?: () => number;
   /** Time source (default the system clock). */
   clock?: Clock;
 }
@@ -60,6 +68,9 @@ export class Builder {
   readonly maxBlock: number;
   /** Seconds between checks of the rules. */
   readonly sleepSeconds: number;
+  /** Most seconds of random delay added to each wait. */
+  readonly jitterSeconds: number;
+  readonly #random: () => number;
   readonly #clock: Clock;
   readonly #log: Logger = logger("builder");
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -87,6 +98,9 @@ export class Builder {
       throw new RangeError(`max block must be a whole number from 1 to ${MAX_BLOCK_ITEMS}`);
     }
     this.sleepSeconds = opts.sleepSeconds ?? 3;
+    this.jitterSeconds = opts.jitterSeconds ?? 0;
+    if (!(this.jitterSeconds >= 0)) throw new RangeError("jitter must be 0 or more seconds");
+    this.#random = opts.random ?? Math.random;
     this.#clock = opts.clock ?? systemClock;
   }
 
@@ -226,7 +240,8 @@ export class Builder {
         w.resolve(result);
         return false;
       });
-      if (!this.#stopped) this.#timer = setTimeout(() => this.#tick(), this.sleepSeconds * 1000);
+      const wait = this.sleepSeconds + this.#random() * this.jitterSeconds;
+      if (!this.#stopped) this.#timer = setTimeout(() => this.#tick(), wait * 1000);
     })();
   }
 

@@ -18,8 +18,10 @@ import {
   show,
   type Tx,
   TX_ID,
+  txId,
   txToWire,
 } from "../core/transaction.ts";
+import { RELAY_MAX_AGE_SECONDS } from "../core/params.ts";
 
 /** A reply envelope, as the lab sends it: `error` says "OK"/"Accepted" on success. */
 export interface Reply {
@@ -45,7 +47,60 @@ export const LIMITS = {
   blocksItems: 5_000,
   /** Peer URLs in one `register`, and peers kept in all. */
   peers: 1_000,
+  /** Hashes in one block locator (`blocks {locator}`). */
+  locator: 64,
+  /** Ids in one `pool {ids: true}` reply, and asked for in one `pool {want}`. */
+  poolIds: 10_000,
 };
+
+/**
+ * What a connection knows about its other end: one per connection, kept by the server and
+ * passed with each of its requests.
+ */
+export interface Session {
+  /** The peer node's id once a `hello` on this connection was accepted; null for clients. */
+  peer: string | null;
+  /**
+   * Faults a linked peer caused on this connection (invalid blocks or transactions, refused
+   * requests); past PEER_FAULT_LIMIT the server closes the connection.
+   */
+  faults: number;
+}
+
+/** A new session: a client until a `hello` says otherwise. */
+export function newSession(): Session {
+  return { peer: null, faults: 0 };
+}
+
+/** Faults a linked peer may cause on one connection before it is closed. */
+export const PEER_FAULT_LIMIT = 20;
+
+/** What a block merge did with one block that was stored (tip, reorg or side branch). */
+export interface TakenBlock {
+  /** The block as offered. */
+  block: WireBlock;
+  /** Where it went. */
+  result: AcceptResult;
+}
+
+/**
+ * What the network layer adds to the protocol: the `hello` handshake, news of what a merge
+ * took (to relay it), and the links for `status` and `peers`.
+ */
+export interface NetworkHooks {
+  /** Answers `hello`; on acceptance it sets `session.peer`. */
+  hello(args: Record<string, unknown>, session: Session): Promise<Reply>;
+  /** Transactions a merge added to the pool; `from` is the peer that sent them, or null. */
+  admitted(txs: readonly Tx[], from: string | null): void;
+  /** Blocks a merge stored, in the order taken; `from` is the peer that sent them, or null. */
+  taken(blocks: readonly TakenBlock[], from: string | null): void;
+  /** A merge from peer `from` held a block whose parent is not known here: catch up. */
+  unknownParent(from: string): void;
+  /** The network's name, this node's id and its links, for `status` and `peers`. */
+  describe(): Record<string, unknown>;
+  /** Links up now (for `/health`). */
+  liveLinks(): number;
+}
 
 /** The window of merge logging (ms): at most MERGE_LOG_BURST lines of their own in each. */
 export const MERGE_LOG_MS = 1000;
@@ -59,7 +114,7 @@ const requires = (op: string, arg: string) =>
   fail(500, `Operation "${op}" requires the following "args": "${arg}"`);
 
 type Args = Record<string, unknown>;
-type Handler = (args: Args | undefined) => Promise<Reply>;
+type Handler = (args: Args | undefined, session: Session) => Promise<Reply>;
 
 /** Options of a protocol handler. */
 export interface ProtocolOptions {
@@ -76,10 +131,13 @@ export class Protocol {
   readonly #timeZone: string;
   readonly #log: Logger = logger("node");
   readonly #ops: Record<string, Handler>;
+  readonly #noSession = newSession();
   readonly #intake: BlockIntake;
   /** Merges since the last merge log line, and when that line was written (clock ms). */
   #unlogged = { requests: 0, added: 0, known: 0, rejected: 0, since: 0 };
   #window = { start: -Infinity, lines: 0 };
+  #network: NetworkHooks | null = null;
+  /** The session of the request being handled (requests of one handle call run in turn). */
 
   /** A handler answering requests against `store`. */
   constructor(readonly store: Store, opts: ProtocolOptions = {}) {
@@ -92,12 +150,33 @@ export class Protocol {
       peers: () => this.#peers(),
       time: () => this.#time(),
       pool: (a) => this.#pool(a),
-      merge: (a) => this.#merge(a),
+      merge: (a, session) => this.#merge(a, session),
       blocks: (a) => this.#blocks(a),
       balance: (a) => this.#balance(a),
       tx: (a) => this.#tx(a),
       status: () => this.#status(),
+      hello: (a, session) => this.#hello(a, session),
     };
+  }
+
+  /**
+   * A `merge` as if received on `session`'s connection: how the network layer takes what it
+   * fetched from a peer, through the same checks, logs and relays as a merge sent to us.
+   */
+  async mergeFrom(args: Record<string, unknown>, session: Session): Promise<Reply> {
+    await this.store.idle();
+    return await this.#merge(args, session);
+  }
+
+  /** Links to peers that are up now, or null when no network is attached. */
+  liveLinks(): number | null {
+    return this.#network ? this.#network.liveLinks() : null;
+  }
+
+  /** Connects the network layer: `hello` is answered, merges are relayed. Once only. */
+  attach(network: NetworkHooks): void {
+    if (this.#network) throw new Error("a network is attached already");
+    this.#network = network;
   }
 
   /** The ops this node answers. */
@@ -105,8 +184,11 @@ export class Protocol {
     return Object.keys(this.#ops);
   }
 
-  /** Answers one request message. Never throws: a failure becomes a 500 reply. */
-  async handle(text: string): Promise<Reply> {
+  /**
+   * Answers one request message from the connection `session` describes (a client when
+   * absent). Never throws: a failure becomes a 500 reply.
+   */
+  async handle(text: string, session: Session = this.#noSession): Promise<Reply> {
     let message: unknown;
     try {
       message = JSON.parse(text);
@@ -126,7 +208,7 @@ export class Protocol {
     try {
       // A reorg under way in this process: answer once it is done, never from half of it.
       await this.store.idle();
-      return await handler(named ? args as Args : undefined);
+      return await handler(named ? args as Args : undefined, session);
     } catch (error) {
       const why = error instanceof Error ? error.message : String(error);
       this.#log.error`Operation ${op} failed: ${why}`;
@@ -159,7 +241,8 @@ export class Protocol {
   }
 
   async #peers(): Promise<Reply> {
-    return OK({ peers: await this.store.peers() });
+    const links = this.#network?.describe().links;
+    return OK({ peers: await this.store.peers(), ...(links ? { links } : {}) });
   }
 
   #time(): Promise<Reply> {
@@ -167,7 +250,10 @@ export class Protocol {
   }
 
   async #pool(args: Args | undefined): Promise<Reply> {
-    const limit = intArg(args, "limit", 1, LIMITS.poolPage) ?? LIMITS.poolPage;
+    if (args?.want !== undefined) return await this.#poolWant(args.want);
+    const idsOnly = args?.ids === true;
+    const max = idsOnly ? LIMITS.poolIds : LIMITS.poolPage;
+    const limit = intArg(args, "limit", 1, max) ?? max;
     if (typeof limit === "string") return fail(400, limit);
     const cursor = args?.cursor;
     if (cursor !== undefined && typeof cursor !== "string") {
@@ -179,12 +265,34 @@ export class Protocol {
     } catch {
       return fail(400, `"cursor" is not one a "pool" reply gave`);
     }
-    const response: Record<string, unknown> = { pool: page.txs.map(txToWire) };
+    const response: Record<string, unknown> = idsOnly
+      ? { ids: page.txs.map(txId) }
+      : { pool: page.txs.map(txToWire) };
     if (page.cursor) response.next = page.cursor;
     return OK(response);
   }
 
-  async #merge(args: Args | undefined): Promise<Reply> {
+  /** `pool {want: [ids]}` (foxchain): those of the transactions that are in the pool. */
+  async #poolWant(want: unknown): Promise<Reply> {
+    if (
+      !Array.isArray(want) || want.length > LIMITS.poolIds ||
+      !want.every((id) => typeof id === "string" && TX_ID.test(id))
+    ) {
+      return fail(400, `"want" must be a list of at most ${LIMITS.poolIds} transaction ids`);
+    }
+    const records = await this.store.lookupTxs(want as string[]);
+    const pool = records.flatMap((r) => r?.state === "pool" ? [txToWire(r.tx)] : []);
+    return OK({ pool });
+  }
+
+  /** `hello` (foxchain): the handshake of a peer link, answered by the network layer. */
+  async #hello(args: Args | undefined, session: Session): Promise<Reply> {
+    if (!this.#network) return fail(503, "this node does not link to peers");
+    if (!args) return requires("hello", "network");
+    return await this.#network.hello(args, session);
+  }
+
+  async #merge(args: Args | undefined, session: Session): Promise<Reply> {
     if (!args || (!("pool" in args) && !("blocks" in args))) return requires("merge", "pool");
     // Both parts are checked for shape before anything is stored, so a malformed `blocks`
     // cannot answer 400 for a request whose `pool` was stored.
@@ -220,12 +328,25 @@ export class Protocol {
           stamped = true;
           return this.#stamp();
         };
-        const checked = admitTx(item, { now, stamp });
+        // A linked peer relays what it admitted, maybe late (queued behind a partition, or
+        // found by pool reconciliation): its transactions may be older than a client's.
+        const checked = admitTx(item, {
+          now,
+          stamp,
+          maxAgeSeconds: session.peer ? RELAY_MAX_AGE_SECONDS : undefined,
+        });
         if (checked.ok) valid.push({ tx: checked.value, stamped });
         else rejected.push({ index, reason: checked.reason });
       });
       const outcomes = await this.#addStamped(valid);
       const known = outcomes.filter((o) => o.status === "known").map((o) => o.id);
+      if (session.peer) session.faults += rejected.length;
+      if (this.#network && outcomes.length > known.length) {
+        this.#network.admitted(
+          valid.flatMap((v, i) => outcomes[i].status === "known" ? [] : [v.tx]),
+          session.peer,
+        );
+      }
       if (pool.length > 0) {
         this.#logMerge(outcomes.length - known.length, known.length, rejected.length);
       }
@@ -239,7 +360,7 @@ export class Protocol {
       acceptedAny ||= valid.length > 0 || pool.length === 0;
     }
     if (Array.isArray(blocks)) {
-      const result = await this.#mergeBlocks(blocks);
+      const result = await this.#mergeBlocks(blocks, session);
       if (result.rejected.length > 0 || verbose) details.blocks = result;
       if (result.rejected.length > 0) {
         firstProblem ||= `block ${result.rejected[0].index}: ${result.rejected[0].reason}`;
@@ -312,7 +433,7 @@ export class Protocol {
    * already stored are skipped; a whole chain from height 0, as the lab's tracker relays it,
    * is taken block by block.
    */
-  async #mergeBlocks(input: unknown[]): Promise<{
+  async #mergeBlocks(input: unknown[], session: Session): Promise<{
     appended: number;
     known: number;
     side: number;
@@ -322,20 +443,28 @@ export class Protocol {
     let known = 0;
     let side = 0;
     const rejected: { index: number; reason: string }[] = [];
+    const taken: TakenBlock[] = [];
     const log = this.#log;
     for (let index = 0; index < input.length; index++) {
       const parsed = parseWireBlock(input[index]);
       if (typeof parsed === "string") {
         rejected.push({ index, reason: parsed });
+        if (session.peer) session.faults++;
         continue;
       }
       const { result, released } = await this.#intake.offer(parsed);
       // Blocks that waited for this one as their parent are counted with it.
-      for (const taken of [result, ...released]) countResult(taken);
+      for (const one of [{ block: parsed, result }, ...released]) {
+        countResult(one.result);
+        if (stored(one.result)) taken.push(one);
+      }
       if (result.status === "orphan" || result.status === "invalid") {
         rejected.push({ index, reason: result.reason });
+        if (session.peer && result.status === "invalid") session.faults++;
       }
+      if (result.status === "orphan" && session.peer) this.#network?.unknownParent(session.peer);
     }
+    if (this.#network && taken.length > 0) this.#network.taken(taken, session.peer);
     return { appended, known, side, rejected };
 
     // Orphans and invalid blocks are counted as rejections (the offered one's) above.
@@ -365,7 +494,22 @@ export class Protocol {
   async #blocks(args: Args | undefined): Promise<Reply> {
     const tip = await this.store.tip();
     let start = 0;
-    if (args && args.start !== undefined && args.start !== null) {
+    let fork: number | undefined;
+    if (args && args.locator !== undefined && args.locator !== null) {
+      // A block locator (foxchain): the blocks after the first of its hashes on our chain.
+      const locator = args.locator;
+      if (
+        !Array.isArray(locator) || locator.length > LIMITS.locator ||
+        !locator.every((h) => typeof h === "string" && /^[0-9a-f]{64}$/.test(h))
+      ) {
+        return fail(
+          400,
+          `"locator" must be a list of at most ${LIMITS.locator} block hashes (64 hex digits)`,
+        );
+      }
+      fork = await this.store.forkPoint(locator);
+      start = fork + 1;
+    } else if (args && args.start !== undefined && args.start !== null) {
       // The lab does int(start) and slices, so "2" works and -1 means the last block.
       const n = typeof args.start === "string" && /^-?\d+$/.test(args.start.trim())
         ? Number(args.start)
@@ -381,6 +525,10 @@ export class Protocol {
       ? []
       : await this.store.blocks(start, limit, LIMITS.blocksItems);
     const response: Record<string, unknown> = { blocks };
+    if (fork !== undefined) {
+      response.fork = fork;
+      response.height = tip.height;
+    }
     const last = blocks.at(-1);
     if (last && last.height < tip.height) response.next = last.height + 1;
     return OK(response);
@@ -421,8 +569,13 @@ export class Protocol {
       rules: describeChainRules(this.store.rules),
       builder,
       time: this.#clock.now() / 1000,
+      ...(this.#network ? { network: this.#network.describe() } : {}),
     });
   }
+}
+
+function stored(result: AcceptResult): boolean {
+  return result.status === "extended" || result.status === "reorged" || result.status === "side";
 }
 
 function clip(text: string): string {

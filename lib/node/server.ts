@@ -6,7 +6,7 @@
 
 import { Buffer } from "node:buffer";
 import { logger } from "./log.ts";
-import type { Protocol, Reply } from "./protocol.ts";
+import { newSession, PEER_FAULT_LIMIT, type Protocol, type Reply } from "./protocol.ts";
 
 /** Server limits; the defaults suit a lab node. */
 export interface ServerLimits {
@@ -100,7 +100,13 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
   async function health(): Promise<Response> {
     try {
       const [tip, pool] = await Promise.all([protocol.store.tip(), protocol.store.poolStats()]);
-      return Response.json({ ok: true, height: tip.height, pool: pool.size });
+      const links = protocol.liveLinks();
+      return Response.json({
+        ok: true,
+        height: tip.height,
+        pool: pool.size,
+        ...(links === null ? {} : { links }),
+      });
     } catch (error) {
       return Response.json({ ok: false, error: String(error) }, { status: 503 });
     }
@@ -110,6 +116,7 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
     let pendingBytes = 0;
     let pendingRequests = 0;
     let chain = Promise.resolve();
+    const session = newSession();
     const close = (code: number, reason: string) => {
       log.warn`Closing connection from ${peer}: ${reason}`;
       try {
@@ -170,7 +177,12 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
           // The connection closed while this waited (the client left, a limit was hit, or the
           // node is shutting down): the reply could not be sent, so the work is not done.
           if (socket.readyState !== WebSocket.OPEN) return;
-          send(await protocol.handle(text));
+          send(await protocol.handle(text, session));
+          if (session.faults > PEER_FAULT_LIMIT) {
+            log
+              .warn`Closing the link from peer ${session.peer}: ${session.faults} invalid blocks or transactions.`;
+            close(1008, "too many invalid blocks or transactions");
+          }
         } finally {
           pendingBytes -= size;
           pendingRequests--;

@@ -10,7 +10,7 @@ import type { PoolStats } from "../core/rules.ts";
 import type { Tx } from "../core/transaction.ts";
 import { type ChainRules, DEFAULT_CHAIN_RULES } from "../consensus/rules.ts";
 import { type AcceptResult, type AppendResult, Chain, type Dropped } from "./chain.ts";
-import { readBalances } from "./branch_state.ts";
+import { readBalances, readRecords } from "./branch_state.ts";
 import { commitWithRetry } from "./kv.ts";
 import { Peers } from "./peers.ts";
 import { type AddOutcome, Pool } from "./pool.ts";
@@ -168,6 +168,38 @@ export class Store {
     return this.#chain.blocks(start, maxBlocks, maxItems);
   }
 
+  /**
+   * The fork point of a block locator: the height of its first hash that is on this node's
+   * best chain, or -1 when none is (the chains share nothing, or the list is empty).
+   */
+  async forkPoint(locator: readonly string[]): Promise<number> {
+    for (const hash of locator) {
+      const header = await this.#chain.header(hash);
+      if (header && (await this.#chain.mainHeader(header.height))?.hash === hash) {
+        return header.height;
+      }
+    }
+    return -1;
+  }
+
+  /**
+   * A block locator of the best chain: the hashes of the last 10 blocks, then of blocks
+   * exponentially further back, then of block 0 (bitcoin's `GetLocator`): about 2 log2(height)
+   * hashes whatever the length, and any fork point is found within a factor of two.
+   */
+  async locator(): Promise<string[]> {
+    const { height } = await this.tip();
+    const heights: number[] = [];
+    let step = 1;
+    for (let h = height; h > 0 && heights.length < 64; h -= step) {
+      heights.push(h);
+      if (heights.length >= 10) step *= 2;
+    }
+    if (height >= 0) heights.push(0);
+    const headers = await Promise.all(heights.map((h) => this.#chain.mainHeader(h)));
+    return headers.flatMap((h) => h ? [h.hash] : []);
+  }
+
   /** Balance of an address (0 if it never received anything). O(1) in the chain length. */
   async balance(address: string): Promise<number> {
     return (await this.kv.get<number>(K.balance(address))).value ?? 0;
@@ -176,6 +208,12 @@ export class Store {
   /** Balances of many addresses at once. */
   balances(addresses: readonly string[]): Promise<Map<string, number>> {
     return readBalances(this.kv, addresses);
+  }
+
+  /** Where each of many transactions is, by id (null for unknown ids). */
+  async lookupTxs(ids: readonly string[]): Promise<(TxRecord | null)[]> {
+    const records = await readRecords(this.kv, ids);
+    return ids.map((id) => records.get(id) ?? null);
   }
 
   /** Where a transaction is, by id, or null if this node never saw it. */

@@ -3,7 +3,7 @@
  * simulation (a fake clock, a seeded random source) can drive links and peer connections
  * exactly as the real timers do.
  */
-import type { Clock } from "../core/clock.ts";
+import type { Clock } from "./clock.ts";
 
 /** An opaque handle of a scheduled callback. */
 export type TimerHandle = unknown;
