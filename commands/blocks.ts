@@ -5,6 +5,7 @@ import {
   NODE_FLAGS,
   NODE_HELP,
   parseFlags,
+  plural,
   showTime,
   table,
   withNode,
@@ -58,7 +59,7 @@ export const command: Command = {
         console.log(
           `block ${b.height}  hash ${b.hash.slice(0, 16)}  prev ${
             b.prev_hash?.slice(0, 16) ?? "-"
-          }  ${b.items.length} records`,
+          }  ${plural(b.items.length, "record")}`,
         );
         if (v.brief) continue;
         const rows = b.items.map((i) => [showTime(i.t), i.sender, i.receiver, i.amount]);

@@ -4,6 +4,7 @@ import {
   NODE_FLAGS,
   NODE_HELP,
   parseFlags,
+  plural,
   showTime,
   withNode,
 } from "../lib/cli/cli.ts";
@@ -43,7 +44,7 @@ export const command: Command = {
       [
         `height   ${r.height}`,
         `tip      ${r.tip ?? "-"}`,
-        `pool     ${pool.size} transactions` +
+        `pool     ${plural(pool.size, "transaction")}` +
         (pool.earliest === null
           ? ""
           : `, ${showTime(pool.earliest)} .. ${showTime(pool.latest!)} (span ${

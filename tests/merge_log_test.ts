@@ -53,7 +53,7 @@ Deno.test("a lone merge is logged at once, as before", async () => {
     assert.deepEqual(lines, ["Merged 2 new transactions (0 already known, 0 rejected)."]);
     clock.ms += MERGE_LOG_MS;
     await merge(p, clock, 1, true);
-    assert.deepEqual(lines.slice(1), ["Merged 1 new transactions (0 already known, 1 rejected)."]);
+    assert.deepEqual(lines.slice(1), ["Merged 1 new transaction (0 already known, 1 rejected)."]);
   });
 });
 
@@ -78,7 +78,7 @@ Deno.test("up to MERGE_LOG_BURST merges a second get their own lines; the rest a
     await p.handle(resend);
     assert.deepEqual(lines.slice(10), [
       "Merged 15 new transactions in 5 more requests over 0.5 s (0 already known, 1 rejected).",
-      "Merged 1 new transactions (0 already known, 0 rejected).",
+      "Merged 1 new transaction (0 already known, 0 rejected).",
     ]);
     // The same transaction again is counted as known.
     await p.handle(resend);
@@ -94,7 +94,7 @@ Deno.test("with --debug every merge still has its own line", async () => {
     clock.ms += 10;
     await merge(p, clock, 3);
     assert.deepEqual(lines, [
-      "Merged 1 new transactions (0 already known, 0 rejected).",
+      "Merged 1 new transaction (0 already known, 0 rejected).",
       "Merged 2 new transactions (0 already known, 0 rejected).",
       "Merged 3 new transactions (0 already known, 0 rejected).",
     ]);

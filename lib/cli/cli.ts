@@ -147,10 +147,7 @@ export const NODE_FLAGS = {
 export const NODE_HELP = `  -n, --node URL   node to ask (default: ws://127.0.0.1:9000/ws)
       --json       print the node's JSON reply instead of a table`;
 
-/** "1 block", "2 blocks": a count with its noun. */
-export function plural(n: number, noun: string): string {
-  return `${n} ${noun}${n === 1 ? "" : "s"}`;
-}
+export { plural } from "../core/words.ts";
 
 /** Renders rows as an aligned text table. */
 export function table(header: string[], rows: (string | number)[][]): string {

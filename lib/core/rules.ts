@@ -3,6 +3,8 @@
  * whether the builder may cut a block now. Several rules combine as "cut when any holds".
  */
 
+import { plural } from "./words.ts";
+
 /** What the rules look at; the store reads it without scanning the pool. */
 export interface PoolStats {
   /** Number of transactions in the pool. */
@@ -49,7 +51,7 @@ export function checkRule(rule: Rule, pool: PoolStats, nowSeconds: number): [boo
     case "count":
       return [
         pool.size >= rule.size,
-        `pool holds ${pool.size} records, rule needs ${rule.size}`,
+        `pool holds ${plural(pool.size, "record")}, rule needs ${rule.size}`,
       ];
     case "span": {
       const span = micros(pool.latest) - micros(pool.earliest);

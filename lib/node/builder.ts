@@ -17,6 +17,7 @@ import { describeRules, type PoolStats, type Rule, shouldCut } from "../core/rul
 import { proofFor } from "../consensus/proof.ts";
 import type { Dropped, Store } from "../store/store.ts";
 import { type Tx, txToWire } from "../core/transaction.ts";
+import { plural } from "../core/words.ts";
 
 /** How the builder works. */
 export interface BuilderOptions {
@@ -114,7 +115,7 @@ export class Builder {
       const stats = await this.store.poolStats();
       const decision = shouldCut(this.rules, stats, this.#clock.now() / 1000);
       if (!decision.cut || !decision.rule) {
-        this.#log.debug`Currently ${stats.size} records, not cutting: ${decision.reason}`;
+        this.#log.debug`Currently ${plural(stats.size, "record")}, not cutting: ${decision.reason}`;
         return none(decision.reason);
       }
       const [{ tip }, { txs }] = await Promise.all([
@@ -272,10 +273,6 @@ function coverStats(stats: PoolStats, txs: readonly Tx[]): PoolStats {
     if (latest === null || tx.t > latest) latest = tx.t;
   }
   return { size: Math.max(size, txs.length), earliest, latest };
-}
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
 /** True when a block cut under `mine` also satisfies `network`: same kind, waits as long or longer. */

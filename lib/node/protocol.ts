@@ -22,6 +22,7 @@ import {
   txToWire,
 } from "../core/transaction.ts";
 import { RELAY_MAX_AGE_SECONDS } from "../core/params.ts";
+import { plural } from "../core/words.ts";
 
 /** A reply envelope, as the lab sends it: `error` says "OK"/"Accepted" on success. */
 export interface Reply {
@@ -231,7 +232,7 @@ export class Protocol {
     }
     // The cap is checked in the same commit as the add, so concurrent registers cannot pass it.
     const added = await this.store.addPeers(urls, LIMITS.peers);
-    if (added > 0) this.#log.info`Registered ${added} new peers.`;
+    if (added > 0) this.#log.info`Registered ${plural(added, "new peer")}.`;
     // The lab ignores what is not a ws:// or wss:// URL; we still say so.
     if (ignored.length === 0) return ACCEPTED;
     return {
@@ -405,7 +406,7 @@ export class Protocol {
   #logMerge(added: number, known: number, rejected: number): void {
     const now = this.#clock.now();
     const line = () =>
-      `Merged ${added} new transactions (${known} already known, ${rejected} rejected).`;
+      `Merged ${plural(added, "new transaction")} (${known} already known, ${rejected} rejected).`;
     if (now - this.#window.start >= MERGE_LOG_MS) this.#window = { start: now, lines: 0 };
     const m = this.#unlogged;
     if (this.#window.lines >= MERGE_LOG_BURST) {
@@ -419,7 +420,9 @@ export class Protocol {
     }
     this.#window.lines++;
     if (m.requests > 0) {
-      this.#log.info`Merged ${m.added} new transactions in ${m.requests} more requests over ${
+      this.#log.info`Merged ${plural(m.added, "new transaction")} in ${
+        plural(m.requests, "more request")
+      } over ${
         ((now - m.since) / 1000).toFixed(1)
       } s (${m.known} already known, ${m.rejected} rejected).`;
       this.#unlogged = { requests: 0, added: 0, known: 0, rejected: 0, since: 0 };
@@ -654,6 +657,3 @@ function parseWireBlock(input: unknown): string | WireBlock {
   return block;
 }
 
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? "" : "s"}`;
-}
