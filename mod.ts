@@ -101,6 +101,16 @@ export {
 export { DEFAULT_NETWORK, type Hello, helloMismatch, parseHello } from "./lib/net/hello.ts";
 export { BoundedSet } from "./lib/net/seen.ts";
 export {
+  Feed,
+  FEED_INTERVAL_MS,
+  FEED_MAX_SUBSCRIBERS,
+  type FeedEvent,
+  type FeedOptions,
+  type FeedSources,
+  isEvent,
+  type Subscriber,
+} from "./lib/node/feed.ts";
+export {
   DEFAULT_LIMITS,
   type RunningServer,
   type ServerLimits,
@@ -108,6 +118,7 @@ export {
   startServer,
 } from "./lib/node/server.ts";
 export {
+  checkNodeUrl,
   DEFAULT_NODE,
   NodeClient,
   type NodeClientOptions,

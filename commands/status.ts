@@ -51,13 +51,15 @@ export const command: Command = {
             pool.span.toFixed(3)
           } s)`),
         `rules    ${r.rules ?? "-"}`,
-        `builder  ${
-          builder
-            ? `${builder.rules}, at most ${builder.maxBlock} per block, every ${builder.sleepSeconds} s (pid ${builder.pid})`
-            : "none has run on this database"
-        }`,
+        `builder  ${builder ? describeBuilder(builder) : "none has run on this database"}`,
       ].join("\n"),
     );
     return 0;
   },
 };
+
+/** The builder's rules, and how it runs: a loop, or one pass (`build --once`) and when. */
+function describeBuilder(b: BuilderInfo): string {
+  const how = b.once ? `ran once at ${showTime(b.updated)}` : `every ${b.sleepSeconds} s`;
+  return `${b.rules}, at most ${b.maxBlock} per block, ${how} (pid ${b.pid})`;
+}

@@ -263,11 +263,29 @@ Deno.test("a node that is not there: exit 1, one line on stderr, no stack trace"
     assertFails(results[i], command, `cannot reach a node at ${url} (is it running?)`);
     assert.equal(results[i].stdout, "");
   });
-  assertFails(
-    await runMain(["status", "-n", "not a url"]),
+});
+
+Deno.test("a node URL that is not ws:// or wss:// is a usage error that says so", async () => {
+  const [bad, http, https, path] = await Promise.all([
+    runMain(["status", "-n", "not a url"]),
+    runMain(["status", "-n", "http://127.0.0.1:9100/"]),
+    runMain(["pool", "-n", "https://node.example"]),
+    runMain(["status", "-n", `ws://127.0.0.1:${unusedPort()}/`]),
+  ]);
+  assertUsage(bad, "status", /^foxchain status: -n\/--node: bad node URL not a url: /);
+  assertUsage(
+    http,
     "status",
-    /^foxchain status: bad node URL not a url: /,
+    "-n/--node: a node URL starts with ws:// or wss://, got http://127.0.0.1:9100/ " +
+      "(the node's WebSocket: ws://127.0.0.1:9100/ws)",
   );
+  assertUsage(
+    https,
+    "pool",
+    /got https:\/\/node\.example \(the node's WebSocket: wss:\/\/node\.example\/ws\)$/,
+  );
+  // A ws:// URL with another path than /ws is tried, and the failure says where nodes listen.
+  assertFails(path, "status", /\(is it running\?; a node's WebSocket is at \/ws\)$/);
 });
 
 // ---- against a live node --------------------------------------------------------------------
@@ -610,6 +628,16 @@ Deno.test("Ctrl-C stops serve and start cleanly (exit 0, 'Stopped cleanly.')", a
       ]);
       const [serveUrl, startUrl] = await Promise.all([serve.listening(), start.listening()]);
       await start.waitForStderr(/Builder started: count >= 1/);
+      // The log says what the socket is bound to, and the URLs to use.
+      const port = new URL(serveUrl).port;
+      assert.match(
+        serve.stderr,
+        new RegExp(
+          `\\] foxchain is listening on 127\\.0\\.0\\.1:${port} \\(this machine only\\), ` +
+            `database :memory:\\.\n.*\\] Clients connect to ws://127\\.0\\.0\\.1:${port}/ws; ` +
+            `the explorer page is http://127\\.0\\.0\\.1:${port}/\n`,
+        ),
+      );
 
       // `start` builds what `send` sends.
       const sent = await runMain(["send", "--to", BF2, "--amount", "7", "-n", startUrl]);
@@ -629,8 +657,7 @@ Deno.test("Ctrl-C stops serve and start cleanly (exit 0, 'Stopped cleanly.')", a
       }
       assert.match(start.stderr, /Block is added to the blockchain\./);
       // The port is free again.
-      const port = Number(new URL(serveUrl).port);
-      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      Deno.listen({ hostname: "127.0.0.1", port: Number(port) }).close();
     });
     // What `start` wrote survived it.
     const rules = ["--rule", "count", "-k", "1"]; // the rules `start` ran with
@@ -663,6 +690,8 @@ Deno.test("serve on a port in use exits 1 with one line; build --once packs and 
     } finally {
       listener.close();
     }
+    // Nothing ran, so the database that run would have created is not left behind.
+    assert.deepEqual([...Deno.readDirSync(dir)], []);
 
     const db = `${dir}/once.kv`;
     const sent: Tx[] = [];
@@ -692,5 +721,13 @@ Deno.test("serve on a port in use exits 1 with one line; build --once packs and 
       ["Ledger is valid: 1 block, 3 transactions, indexes agree."],
     );
     assert.equal(sent.length, 3);
+    // `status` tells that a builder ran on this database, once.
+    await withNode(async (node) => {
+      const status = assertOk(await runMain(["status", "-n", node.url]));
+      assert.match(
+        status[3],
+        /^builder {2}count >= 3, at most 200 per block, ran once at \d{4}-\d\d-\d\d [\d:.]+ \(pid \d+\)$/,
+      );
+    }, { path: db });
   });
 });

@@ -731,6 +731,28 @@ Deno.test("pool paging with limit and cursor returns every transaction once, in 
   }, { clock });
 });
 
+Deno.test("pool: a cursor the node never gave out is a 400, not the first page", async () => {
+  await withNode(async (node) => {
+    await withClient(node, async (c) => {
+      const pool = [1, 2, 3].map((i) => ({ sender: GENESIS, receiver: addr(i), amount: i }));
+      assert.deepEqual(await c.request("merge", { pool }), ACCEPTED);
+      const first = await c.request("pool", { limit: 1 });
+      const next = first.response!.next as string;
+      assert.equal((await c.request("pool", { limit: 1, cursor: next })).status, 200);
+      // KV itself reads "" and "AAAA" as "from the start"; a cursor of another list's key,
+      // a truncated one and a non-base64 one are no pool cursors either.
+      const blockKey = btoa(String.fromCharCode(0x21, 0, 0, 0, 0, 0, 0, 0, 1));
+      for (const cursor of ["", "AAAA", next.slice(0, 12), "!!", blockKey, `${next}AA`]) {
+        assert.deepEqual(
+          await c.request("pool", { limit: 1, cursor }),
+          FAIL(400, `"cursor" is not one a "pool" reply gave`),
+          JSON.stringify(cursor),
+        );
+      }
+    });
+  });
+});
+
 // ---- lab 5: merging blocks from a peer ------------------------------------------------------
 
 Deno.test("lab 5: blocks fetched from node A and merged into node B give B A's chain", async () => {
@@ -1047,19 +1069,59 @@ Deno.test("a client with too many requests waiting for replies is cut off; other
 
 // ---- HTTP -----------------------------------------------------------------------------------
 
-Deno.test("GET / and /health; /ws without an upgrade is 426; other paths 404/405", async () => {
+Deno.test("GET / serves the explorer page and its files with their types and a strict CSP", async () => {
   await withNode(async (node) => {
     const base = `http://127.0.0.1:${node.server.port}`;
-    let res = await fetch(`${base}/`);
-    assert.equal(res.status, 200);
-    assert.match(res.headers.get("content-type") ?? "", /^text\/html/);
-    const page = await res.text();
-    assert.ok(page.includes(`ws://127.0.0.1:${node.server.port}/ws`), page);
-    for (const op of ["register", "peers", "time", "pool", "merge", "blocks", "status"]) {
-      assert.ok(page.includes(op), `page does not name ${op}`);
+    const page = await fetch(`${base}/`);
+    assert.equal(page.status, 200);
+    assert.equal(page.headers.get("content-type"), "text/html; charset=utf-8");
+    const html = await page.text();
+    // Everything the page loads is one of the node's own files, and none is inline.
+    const loaded = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]);
+    assert.deepEqual(loaded.sort(), [
+      "/app.js",
+      "/favicon.svg",
+      "/favicon.svg",
+      "/health",
+      "/style.css",
+    ]);
+    assert.doesNotMatch(html, /<script>|<style|style="|\son[a-z]+="/i);
+    const types: Record<string, RegExp> = {
+      "/app.js": /^text\/javascript; charset=utf-8$/,
+      "/link.js": /^text\/javascript; charset=utf-8$/,
+      "/style.css": /^text\/css; charset=utf-8$/,
+      "/favicon.svg": /^image\/svg\+xml$/,
+    };
+    for (const [path, type] of Object.entries(types)) {
+      const res = await fetch(`${base}${path}`);
+      assert.equal(res.status, 200, path);
+      assert.match(res.headers.get("content-type") ?? "", type, path);
+      assert.equal(res.headers.get("x-content-type-options"), "nosniff", path);
+      assert.ok((await res.text()).length > 100, path);
     }
+    const csp = page.headers.get("content-security-policy") ?? "";
+    for (
+      const directive of [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+      ]
+    ) {
+      assert.ok(csp.split("; ").includes(directive), `CSP lacks ${directive}: ${csp}`);
+    }
+    assert.doesNotMatch(csp, /unsafe/);
+    const head = await fetch(`${base}/`, { method: "HEAD" });
+    assert.equal(head.status, 200);
+    assert.equal(await head.text(), "");
+  });
+});
 
-    res = await fetch(`${base}/health`);
+Deno.test("GET /health; /ws without an upgrade is 426; other paths 404/405", async () => {
+  await withNode(async (node) => {
+    const base = `http://127.0.0.1:${node.server.port}`;
+    let res = await fetch(`${base}/health`);
     assert.equal(res.status, 200);
     assert.deepEqual(await res.json(), { ok: true, height: -1, pool: 0 });
     await withClient(node, async (c) => {
@@ -1077,6 +1139,43 @@ Deno.test("GET / and /health; /ws without an upgrade is 426; other paths 404/405
     res = await fetch(`${base}/`, { method: "POST", body: "x" });
     assert.equal(res.status, 405);
     await res.body?.cancel();
+  });
+});
+
+/** Sends one raw HTTP/1.1 request and returns the status line and the whole response text. */
+async function rawHttp(port: number, request: string): Promise<{ status: string; text: string }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(new TextEncoder().encode(request));
+    let text = "";
+    const buf = new Uint8Array(16 * 1024);
+    for (let reads = 0; reads < 100; reads++) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    return { status: text.split("\r\n")[0], text };
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("a malformed Host header is answered 400, not 500", async () => {
+  await withNode(async (node) => {
+    for (const host of ["bad host", "a:b:c", "[::1", "%%"]) {
+      const r = await rawHttp(
+        node.server.port,
+        `GET / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
+      );
+      assert.equal(r.status, "HTTP/1.1 400 Bad Request", host);
+      assert.match(r.text, /malformed Host header/);
+    }
+    // The node still answers well-formed requests.
+    const ok = await rawHttp(
+      node.server.port,
+      `GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`,
+    );
+    assert.equal(ok.status, "HTTP/1.1 200 OK");
   });
 });
 

@@ -3,7 +3,7 @@
  * entry point turns into exit codes, and talking to a node.
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { NodeClient, NodeUnreachable } from "../net/client.ts";
+import { checkNodeUrl, NodeClient, NodeUnreachable } from "../net/client.ts";
 import type { Reply } from "../node/protocol.ts";
 import { parseDuration } from "../core/duration.ts";
 
@@ -115,6 +115,8 @@ export function durationFlag(name: string, text: string | undefined): number | u
 
 /** Connects to a node, runs `fn`, and closes; an unreachable node becomes one clear line. */
 export async function withNode<T>(url: string, fn: (client: NodeClient) => Promise<T>): Promise<T> {
+  const bad = checkNodeUrl(url);
+  if (bad) throw new UsageError(`-n/--node: ${bad}`);
   let client: NodeClient;
   try {
     client = await NodeClient.connect(url);

@@ -14,10 +14,11 @@ import {
   type Rule,
 } from "../core/rules.ts";
 import { type ChainRules, describeChainRules } from "../consensus/rules.ts";
-import { type RunningServer, startServer } from "../node/server.ts";
+import { describeBinding, type RunningServer, startServer } from "../node/server.ts";
 import { openStore, type Store } from "../store/store.ts";
 import { DEFAULT_NETWORK } from "../net/hello.ts";
 import { Network, normalUrl } from "../net/network.ts";
+import { plural } from "../core/words.ts";
 
 /** Default KV file, in the working directory. */
 export const DEFAULT_DB = "foxchain.kv";
@@ -184,18 +185,22 @@ async function open(db: string, rules: ChainRules): Promise<Store> {
 export async function runNode(config: NodeConfig): Promise<number> {
   await setupLogging({ debug: config.debug, quiet: config.quiet });
   const log = logger("node");
+  const isNew = config.db !== ":memory:" && !(await exists(config.db));
   const store = await open(config.db, config.rules);
   let server: RunningServer | undefined;
   let builder: Builder | undefined;
   let protocol: Protocol | undefined;
   let network: Network | undefined;
+  let leftNothing = false;
   try {
     if (config.build?.once) {
-      const result = await new Builder(store, config.build).pass();
+      const once = new Builder(store, config.build);
+      await once.announce({ once: true });
+      const result = await once.pass();
       const added = result.added;
       // The reason tells why the pass stopped, e.g. "count: pool holds 3 records, rule needs 4".
-      log.info`Done: ${added} block${
-        added === 1 ? "" : "s"
+      log.info`Done: ${
+        plural(added, "block")
       } added, ${result.dropped.length} dropped. ${result.reason}`;
       return 0;
     }
@@ -209,15 +214,18 @@ export async function runNode(config: NodeConfig): Promise<number> {
           limits: { maxMessageBytes: config.serve.maxMessageBytes },
         });
       } catch (error) {
+        // Nothing ran: a database this run created is removed again, not left behind empty.
+        leftNothing = isNew;
         throw new CliError(
           `cannot listen on ${config.serve.hostname}:${config.serve.port}: ${
             (error as Error).message
           }`,
         );
       }
-      log.info`foxchain is listening on ${server.url} (database ${config.db}; rules: ${
-        describeChainRules(config.rules)
-      }).`;
+      log.info`foxchain is listening on ${server.hostname}:${server.port} (${
+        describeBinding(server.hostname)
+      }), database ${config.db}; rules: ${describeChainRules(config.rules)}.`;
+      log.info`Clients connect to ${server.url}; the explorer page is ${server.pageUrl}`;
     }
     if (config.serve && config.network && protocol && server) {
       network = new Network({
@@ -253,6 +261,28 @@ export async function runNode(config: NodeConfig): Promise<number> {
     await network?.stop();
     await server?.shutdown();
     await store.close();
+    if (leftNothing) await removeDatabase(config.db);
     if (server || builder) log.info`Stopped cleanly.`;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/** Removes a KV file and SQLite's companions (-shm, -wal) if they are there. */
+async function removeDatabase(db: string): Promise<void> {
+  for (const path of [db, `${db}-shm`, `${db}-wal`]) {
+    try {
+      await Deno.remove(path);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
   }
 }

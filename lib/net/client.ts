@@ -3,6 +3,7 @@
  * TCP_NODELAY and bounded), requests answered in order, each with a deadline. Every failure
  * to talk to the node is a NodeUnreachable whose message is one line a person can act on.
  */
+import type { FeedEvent } from "../node/feed.ts";
 import type { Reply } from "../node/protocol.ts";
 import { DEFAULT_DEADLINE_MS, DialFailed, LinkClosed, type RequestOptions } from "./link.ts";
 import { WsConn } from "./ws_conn.ts";
@@ -45,11 +46,24 @@ export class NodeClient {
     this.#link = link;
   }
 
-  /** Connects, or throws NodeUnreachable within `timeoutMs`. */
+  /**
+   * Receives what the node pushes after a `subscribe` request. Events answer no request: they
+   * are told from replies by having `event` and no `status` (`isEvent`).
+   */
+  get onEvent(): ((event: FeedEvent) => void) | null {
+    return this.#link.onEvent;
+  }
+  set onEvent(fn: ((event: FeedEvent) => void) | null) {
+    this.#link.onEvent = fn;
+  }
+
+  /** Connects, or throws NodeUnreachable within `timeoutMs` (at once for a bad URL). */
   static async connect(
     url: string = DEFAULT_NODE,
     opts: NodeClientOptions = {},
   ): Promise<NodeClient> {
+    const bad = checkNodeUrl(url);
+    if (bad) throw new NodeUnreachable(bad);
     const timeoutMs = opts.timeoutMs ?? 5000;
     try {
       const link = await WsConn.connect(url, {
@@ -59,13 +73,15 @@ export class NodeClient {
       return new NodeClient(url, link);
     } catch (error) {
       if (!(error instanceof DialFailed)) throw error;
+      // A node's WebSocket is at /ws: another path reaches the page, which refuses the upgrade.
+      const hint = new URL(url).pathname === "/ws" ? "" : `; a node's WebSocket is at /ws`;
       const message = error.kind === "url"
         ? `bad node URL ${url}: ${error.detail}`
         : error.kind === "timeout"
         ? `no answer from ${url} within ${timeoutMs} ms`
         : error.kind === "connect" && /refused/i.test(error.detail)
-        ? `cannot reach a node at ${url} (is it running?)`
-        : `cannot reach a node at ${url}: ${error.detail}`;
+        ? `cannot reach a node at ${url} (is it running?${hint})`
+        : `cannot reach a node at ${url}: ${error.detail}${hint ? ` (${hint.slice(2)})` : ""}`;
       throw new NodeUnreachable(message, { cause: error });
     }
   }
@@ -99,4 +115,24 @@ export class NodeClient {
       throw new NodeUnreachable(message, { cause: error });
     }
   }
+}
+
+/**
+ * Why `url` cannot be a node's address, or null when it can: a node is reached over a
+ * WebSocket, so only `ws://` and `wss://` URLs are; for an `http(s)://` one the WebSocket URL
+ * of the same host is suggested.
+ */
+export function checkNodeUrl(url: string): string | null {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch (error) {
+    return `bad node URL ${url}: ${(error as Error).message}`;
+  }
+  if (parsed.protocol === "ws:" || parsed.protocol === "wss:") return null;
+  const scheme = parsed.protocol === "https:" ? "wss" : "ws";
+  const suggestion = parsed.protocol === "http:" || parsed.protocol === "https:"
+    ? ` (the node's WebSocket: ${scheme}://${parsed.host}/ws)`
+    : "";
+  return `a node URL starts with ws:// or wss://, got ${url}${suggestion}`;
 }

@@ -13,6 +13,7 @@
  * a bounded time for the server's answer. Every violation of RFC 6455 by the server closes the
  * link with the matching close code and says why.
  */
+import { type FeedEvent, isEvent } from "../node/feed.ts";
 import type { Reply } from "../node/protocol.ts";
 import {
   BadReply,
@@ -156,6 +157,12 @@ export class WsConn implements Link {
 
   /** Resolves with the reason once the link is closed and the socket released. */
   readonly closed: Promise<string>;
+
+  /**
+   * Receives the events a node pushes after `subscribe` (feed.ts): they answer no request, so
+   * they never take a waiter's place. Without a receiver they are ignored.
+   */
+  onEvent: ((event: FeedEvent) => void) | null = null;
 
   private constructor(
     readonly url: string,
@@ -548,15 +555,19 @@ export class WsConn implements Link {
     if (opcode === 0x2) throw new WsViolation(1003, "the server sent a binary message");
     const text = decodeText(bytes);
     if (this.#state !== "open") return; // closing: nobody waits for it
-    const waiter = this.#waiters.shift();
-    if (!waiter) throw new WsViolation(1008, "the server sent a reply to no request");
-    this.#scheduler.clearTimeout(waiter.timer);
     let reply: unknown;
     try {
       reply = JSON.parse(text);
     } catch {
       reply = undefined;
     }
+    if (isEvent(reply)) {
+      this.onEvent?.(reply);
+      return;
+    }
+    const waiter = this.#waiters.shift();
+    if (!waiter) throw new WsViolation(1008, "the server sent a reply to no request");
+    this.#scheduler.clearTimeout(waiter.timer);
     if (isReply(reply)) waiter.resolve(reply);
     else {
       waiter.reject(

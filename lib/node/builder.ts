@@ -213,14 +213,27 @@ export class Builder {
           .warn`The ${rule.kind} rule's ${rule.seconds} s is not longer than the ${window} s a client may set t within: any client can satisfy it at once.`;
       }
     }
-    void this.store.setBuilderInfo({
-      rules: describeRules(this.rules),
-      maxBlock: this.maxBlock,
-      sleepSeconds: this.sleepSeconds,
-      pid: Deno.pid,
-      updated: this.#clock.now() / 1000,
-    }).catch((e) => this.#log.warn`Could not record builder info: ${String(e)}`);
+    void this.announce();
     this.#tick();
+  }
+
+  /**
+   * Records in the store what this builder does, for `status`: its rules, and whether it runs
+   * a loop or made one pass (`once`, as `build --once`). A failure is logged, never thrown.
+   */
+  async announce(opts: { once?: boolean } = {}): Promise<void> {
+    try {
+      await this.store.setBuilderInfo({
+        rules: describeRules(this.rules),
+        maxBlock: this.maxBlock,
+        sleepSeconds: this.sleepSeconds,
+        pid: Deno.pid,
+        updated: this.#clock.now() / 1000,
+        ...(opts.once ? { once: true } : {}),
+      });
+    } catch (e) {
+      this.#log.warn`Could not record builder info: ${String(e)}`;
+    }
   }
 
   #tick(): void {

@@ -18,6 +18,12 @@ export interface FeedEvent {
   data: Record<string, unknown>;
 }
 
+/** True for a pushed event: an object with an `event` name and no `status` (replies have one). */
+export function isEvent(message: unknown): message is FeedEvent {
+  return typeof message === "object" && message !== null && !("status" in message) &&
+    typeof (message as { event?: unknown }).event === "string";
+}
+
 /** Whoever receives events: a connection, in the server. */
 export interface Subscriber {
   /** Delivers one event; must not throw. */

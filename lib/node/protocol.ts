@@ -7,8 +7,10 @@ import type { Logger } from "@logtape/logtape";
 import { blockHash, type Proof, type WireBlock } from "../core/block.ts";
 import { describeChainRules } from "../consensus/rules.ts";
 import { type Clock, monotonicStamper, systemClock } from "../core/clock.ts";
+import { Feed, type FeedOptions, type Subscriber } from "./feed.ts";
 import { logger } from "./log.ts";
 import type { AcceptResult, AddOutcome, Store } from "../store/store.ts";
+import { BadCursor } from "../store/cursor.ts";
 import { BlockIntake } from "./block_intake.ts";
 import {
   admitTx,
@@ -66,11 +68,16 @@ export interface Session {
    * requests); past PEER_FAULT_LIMIT the server closes the connection.
    */
   faults: number;
+  /** Where events go once this connection sends `subscribe`; absent, `subscribe` is refused. */
+  events?: Subscriber;
 }
 
-/** A new session: a client until a `hello` says otherwise. */
-export function newSession(): Session {
-  return { peer: null, faults: 0 };
+/**
+ * A new session: a client until a `hello` says otherwise; `events` receives what it
+ * `subscribe`s to.
+ */
+export function newSession(events?: Subscriber): Session {
+  return events ? { peer: null, faults: 0, events } : { peer: null, faults: 0 };
 }
 
 /** Faults a linked peer may cause on one connection before it is closed. */
@@ -123,6 +130,8 @@ export interface ProtocolOptions {
   clock?: Clock;
   /** The time zone `time` reports (default: this machine's). */
   timeZone?: string;
+  /** How often `subscribe`d connections' sources are read, and how many may subscribe. */
+  feed?: FeedOptions;
 }
 
 /** Answers protocol requests against a store. One instance serves all connections. */
@@ -134,6 +143,7 @@ export class Protocol {
   readonly #ops: Record<string, Handler>;
   readonly #noSession = newSession();
   readonly #intake: BlockIntake;
+  readonly #feed: Feed;
   /** Merges since the last merge log line, and when that line was written (clock ms). */
   #unlogged = { requests: 0, added: 0, known: 0, rejected: 0, since: 0 };
   #window = { start: -Infinity, lines: 0 };
@@ -157,7 +167,19 @@ export class Protocol {
       tx: (a) => this.#tx(a),
       status: () => this.#status(),
       hello: (a, session) => this.#hello(a, session),
+      subscribe: (_, session) => this.#subscribe(session.events),
+      unsubscribe: (_, session) => this.#unsubscribe(session.events),
     };
+    // Events carry exactly what the ops of the same names answer, read as `handle` reads:
+    // after a reorg under way in this process, never from half of it.
+    const read = (op: () => Promise<Reply>) => async () => {
+      await this.store.idle();
+      return (await op()).response ?? {};
+    };
+    this.#feed = new Feed({
+      status: read(() => this.#status()),
+      peers: read(() => this.#peers()),
+    }, opts.feed);
   }
 
   /**
@@ -187,7 +209,8 @@ export class Protocol {
 
   /**
    * Answers one request message from the connection `session` describes (a client when
-   * absent). Never throws: a failure becomes a 500 reply.
+   * absent; `session.events` is where `subscribe` sends events, and without it `subscribe` is
+   * refused). Never throws: a failure becomes a 500 reply.
    */
   async handle(text: string, session: Session = this.#noSession): Promise<Reply> {
     let message: unknown;
@@ -215,6 +238,40 @@ export class Protocol {
       this.#log.error`Operation ${op} failed: ${why}`;
       return fail(500, `Operation "${op}" failed: ${why}`);
     }
+  }
+
+  /** Connections subscribed to events now. */
+  get subscribers(): number {
+    return this.#feed.size;
+  }
+
+  /** Stops sending events to a connection (the server calls it when one closes). */
+  disconnect(connection: Subscriber): void {
+    this.#feed.unsubscribe(connection);
+  }
+
+  /** Stops all events and waits for a read under way; call before closing the store. */
+  async close(): Promise<void> {
+    await this.#feed.close();
+  }
+
+  #subscribe(connection: Subscriber | undefined): Promise<Reply> {
+    if (!connection) {
+      return Promise.resolve(fail(400, `Operation "subscribe" needs a WebSocket connection`));
+    }
+    if (!this.#feed.subscribe(connection)) {
+      return Promise.resolve(
+        fail(503, `Too many subscribers (at most ${this.#feed.maxSubscribers}); try again later`),
+      );
+    }
+    return Promise.resolve(
+      OK({ events: this.#feed.events, interval: this.#feed.intervalMs / 1000 }),
+    );
+  }
+
+  #unsubscribe(connection: Subscriber | undefined): Promise<Reply> {
+    if (connection) this.#feed.unsubscribe(connection);
+    return Promise.resolve(OK({ events: [] }));
   }
 
   async #register(args: Args | undefined): Promise<Reply> {
@@ -263,7 +320,8 @@ export class Protocol {
     let page;
     try {
       page = await this.store.poolPage(limit, cursor);
-    } catch {
+    } catch (error) {
+      if (!(error instanceof BadCursor)) throw error;
       return fail(400, `"cursor" is not one a "pool" reply gave`);
     }
     const response: Record<string, unknown> = idsOnly
@@ -656,4 +714,3 @@ function parseWireBlock(input: unknown): string | WireBlock {
   if (proof !== undefined) block.proof = proof;
   return block;
 }
-

@@ -1,12 +1,15 @@
 /**
- * The node's HTTP and WebSocket front: `GET /` (a short page), `GET /health` (JSON for
- * scripts) and `/ws` (the lab protocol). Each connection's requests are answered in order, as
- * the lab's clients expect, with bounds on what a client can make the server hold.
+ * The node's HTTP and WebSocket front: `GET /` (the explorer page and its files), `GET /health`
+ * (JSON for scripts) and `/ws` (the lab protocol). Each connection's requests are answered in
+ * order, as the lab's clients expect, with bounds on what a client can make the server hold;
+ * events a connection subscribed to go out between replies, never in place of one.
  */
 
 import { Buffer } from "node:buffer";
+import type { FeedEvent, Subscriber } from "./feed.ts";
 import { logger } from "./log.ts";
 import { newSession, PEER_FAULT_LIMIT, type Protocol, type Reply } from "./protocol.ts";
+import { assetHeaders, ASSETS } from "./web/assets.ts";
 
 /** Server limits; the defaults suit a lab node. */
 export interface ServerLimits {
@@ -49,8 +52,10 @@ export interface RunningServer {
   readonly hostname: string;
   /** The port it listens on. */
   readonly port: number;
-  /** `ws://host:port/ws` */
+  /** `ws://host:port/ws`, with 127.0.0.1 for a server on every interface. */
   readonly url: string;
+  /** `http://host:port/`: the explorer page. */
+  readonly pageUrl: string;
   /** Open WebSocket connections. */
   connections(): number;
   /**
@@ -69,7 +74,13 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
   const protocol = opts.protocol;
 
   const handler = (req: Request, info: Deno.ServeHandlerInfo): Response | Promise<Response> => {
-    const url = new URL(req.url);
+    let url: URL;
+    try {
+      // Deno builds the URL from the Host header, which the client chose.
+      url = new URL(req.url);
+    } catch {
+      return new Response("Bad request: malformed Host header.\n", { status: 400 });
+    }
     if (url.pathname === "/ws") {
       if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
         return new Response("Connect to /ws with a WebSocket client.\n", { status: 426 });
@@ -84,17 +95,11 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
       return new Response("Method not allowed\n", { status: 405 });
     }
     if (url.pathname === "/health") return health();
-    if (url.pathname === "/") {
-      const ws = `ws://${url.host}/ws`;
-      return new Response(
-        `<!doctype html><title>foxchain node</title><h1>foxchain node</h1>` +
-          `<p>The ledger speaks JSON over a WebSocket at <code>${escapeHtml(ws)}</code>.</p>` +
-          `<p>Try <code>{"op": "status"}</code>. Ops: ${protocol.ops.join(", ")}.</p>` +
-          `<p>Scripts: <a href="/health">/health</a>.</p>\n`,
-        { headers: { "content-type": "text/html; charset=utf-8" } },
-      );
-    }
-    return new Response("Not found. The WebSocket is at /ws.\n", { status: 404 });
+    const asset = ASSETS.get(url.pathname);
+    if (asset) return new Response(asset.body, { headers: assetHeaders(asset) });
+    return new Response("Not found. The WebSocket is at /ws, the explorer page at /.\n", {
+      status: 404,
+    });
   };
 
   async function health(): Promise<Response> {
@@ -116,14 +121,21 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
     let pendingBytes = 0;
     let pendingRequests = 0;
     let chain = Promise.resolve();
-    const session = newSession();
+    // Events this connection subscribed to join the queue of replies, so one never goes out
+    // before the reply to a request that came earlier (the `subscribe` itself included).
+    const connection: Subscriber = {
+      push(event: FeedEvent) {
+        chain = chain.then(() => send(event));
+      },
+    };
+    const session = newSession(connection);
     const close = (code: number, reason: string) => {
       log.warn`Closing connection from ${peer}: ${reason}`;
       try {
         socket.close(code, reason);
       } catch { /* already closing */ }
     };
-    const send = (reply: Reply) => {
+    const send = (reply: Reply | FeedEvent) => {
       if (socket.readyState !== WebSocket.OPEN) return;
       if (socket.bufferedAmount > limits.maxBufferedBytes) {
         close(1008, "client is not reading replies");
@@ -137,6 +149,7 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
     };
     socket.onclose = () => {
       sockets.delete(socket);
+      protocol.disconnect(connection);
       log.debug`Connection from ${peer} closed.`;
     };
     socket.onerror = () => {}; // the close event follows and is logged there
@@ -201,11 +214,12 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
         port: opts.port ?? 9000,
         onListen: (addr) => {
           const hostname = addr.hostname;
-          const shown = hostname === "0.0.0.0" ? "127.0.0.1" : hostname;
+          const host = urlHost(hostname);
           resolve({
             hostname,
             port: addr.port,
-            url: `ws://${shown}:${addr.port}/ws`,
+            url: `ws://${host}:${addr.port}/ws`,
+            pageUrl: `http://${host}:${addr.port}/`,
             connections: () => sockets.size,
             async shutdown() {
               for (const socket of sockets) {
@@ -214,9 +228,15 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
                 } catch { /* already closed */ }
               }
               await Promise.allSettled([...inFlight]);
+              await protocol.close();
               await server.shutdown();
             },
           });
+        },
+        // A bug in a handler: one line in the log and a plain 500, no stack trace to the client.
+        onError: (error) => {
+          log.error`Request failed: ${error instanceof Error ? error.message : String(error)}`;
+          return new Response("Internal server error.\n", { status: 500 });
         },
       }, handler);
     } catch (error) {
@@ -225,6 +245,18 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
   });
 }
 
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
+/** The host part of a URL for a listening address: 127.0.0.1 for "every interface". */
+function urlHost(hostname: string): string {
+  if (hostname === "0.0.0.0" || hostname === "::") return "127.0.0.1";
+  return hostname.includes(":") ? `[${hostname}]` : hostname;
+}
+
+/** Says what a listening address reaches, for the start log. */
+export function describeBinding(hostname: string): string {
+  if (hostname === "0.0.0.0") return "every IPv4 interface";
+  if (hostname === "::") return "every interface";
+  if (hostname === "127.0.0.1" || hostname === "::1" || hostname === "localhost") {
+    return "this machine only";
+  }
+  return "one interface";
 }

@@ -4,6 +4,7 @@
  */
 import type { PoolStats } from "../core/rules.ts";
 import { type Tx, txId } from "../core/transaction.ts";
+import { BadCursor, isPoolCursor } from "./cursor.ts";
 import { commitWithRetry, delta, getAll } from "./kv.ts";
 import { K, type TxRecord } from "./schema.ts";
 
@@ -135,9 +136,10 @@ export class Pool {
 
   /**
    * Pool transactions in (t, id) order, at most `limit`, starting after the `cursor` a previous
-   * call returned (null when there is nothing more).
+   * call returned (null when there is nothing more). Throws BadCursor for a cursor no page gave.
    */
   async page(limit: number, cursor?: string): Promise<{ txs: Tx[]; cursor: string | null }> {
+    if (cursor !== undefined && !isPoolCursor(cursor)) throw new BadCursor();
     const iter = this.kv.list<Tx>({ prefix: ["pool"] }, {
       limit,
       cursor,

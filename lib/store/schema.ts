@@ -80,6 +80,8 @@ export interface BuilderInfo {
   pid: number;
   /** When this was recorded (POSIX seconds). */
   updated: number;
+  /** True when the builder made one pass and exited (`build --once`) rather than looping. */
+  once?: boolean;
 }
 
 /** Every key the store writes. Short prefixes keep keys small; each has one job. */

@@ -55,6 +55,11 @@ export interface StoreOptions {
  * reorg that a crash interrupted.
  */
 export async function openStore(path: string, opts: StoreOptions = {}): Promise<Store> {
+  // Deno KV is unstable in Deno 2: without the flag (or deno.json's "unstable"), openKv is
+  // missing, and the plain TypeError would not say why.
+  if (typeof Deno.openKv !== "function") {
+    throw new StoreError("Deno KV is not enabled: run deno with --unstable-kv");
+  }
   const kv = await Deno.openKv(path);
   const store = new Store(kv, opts);
   try {
