@@ -177,9 +177,9 @@ async function loadBlocks() {
           "tr",
           {},
           el("td", {}, lookupButton(b.height)),
-          el("td", { class: "hash", title: b.hash }, short(b.hash)),
+          el("td", { class: "hash short", title: b.hash }, short(b.hash)),
           el("td", {}, String(b.items.length)),
-          el("td", {}, showTime(b.items.at(-1)?.t)),
+          el("td", { class: "wide-only" }, showTime(b.items.at(-1)?.t)),
         )
       ),
     );
@@ -284,7 +284,7 @@ function txTable(txs, withIndex = false) {
           "tr",
           {},
           withIndex ? el("th", { scope: "col" }, "#") : null,
-          ["t", "sender", "receiver", "amount"].map((c) => el("th", { scope: "col" }, c)),
+          ["t", "sender → receiver", "amount"].map((c) => el("th", { scope: "col" }, c)),
         ),
       ),
       el(
@@ -296,8 +296,13 @@ function txTable(txs, withIndex = false) {
             {},
             withIndex ? el("td", {}, String(i)) : null,
             el("td", { class: "nowrap" }, showTime(tx.t)),
-            el("td", { class: "hash" }, lookupButton(tx.sender)),
-            el("td", { class: "hash" }, lookupButton(tx.receiver)),
+            el(
+              "td",
+              { class: "hash" },
+              lookupButton(tx.sender),
+              el("span", { class: "arrow" }, " → "),
+              lookupButton(tx.receiver),
+            ),
             el("td", { class: "num" }, String(tx.amount)),
           )
         ),
@@ -343,7 +348,7 @@ async function findAddress(address) {
           el(
             "tr",
             {},
-            ["where", "t", "", "counterparty", "amount"].map((c) => el("th", { scope: "col" }, c)),
+            ["where", "t", "from / to", "amount"].map((c) => el("th", { scope: "col" }, c)),
           ),
         ),
         el(
@@ -356,8 +361,12 @@ async function findAddress(address) {
               {},
               el("td", {}, where === "pool" ? "pool" : lookupButton(where, `block ${where}`)),
               el("td", { class: "nowrap" }, showTime(tx.t)),
-              el("td", {}, out ? "to" : "from"),
-              el("td", { class: "hash" }, lookupButton(out ? tx.receiver : tx.sender)),
+              el(
+                "td",
+                { class: "hash" },
+                out ? "to " : "from ",
+                lookupButton(out ? tx.receiver : tx.sender),
+              ),
               el("td", { class: "num" }, `${out ? "-" : "+"}${tx.amount}`),
             );
           }),
