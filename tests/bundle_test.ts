@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { MainProcess } from "./fixtures/node.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 
@@ -14,7 +15,7 @@ async function run(args: string[], cwd = root) {
   return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
 }
 
-Deno.test("deno bundle makes one file that runs the CLI, commands included", async () => {
+Deno.test("deno bundle makes one file that runs the CLI, commands and the explorer page included", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const file = `${dir}/foxchain.js`;
@@ -50,6 +51,38 @@ Deno.test("deno bundle makes one file that runs the CLI, commands included", asy
     ], dir);
     assert.equal(empty.code, 0, empty.stderr);
     assert.equal(empty.stdout, "Ledger is empty.\n");
+
+    // Without --unstable-kv the bundle says which flag is missing.
+    const noKv = await run(["run", "-A", file, "verify", "--db", `${dir}/empty.kv`], dir);
+    assert.equal(noKv.code, 1);
+    assert.equal(
+      noKv.stderr,
+      `foxchain verify: cannot open database ${dir}/empty.kv: Deno KV is not enabled: ` +
+        "run deno with --unstable-kv\n",
+    );
+
+    // The explorer page's files are inside the bundle: served with nothing else beside it.
+    const node = new MainProcess(
+      ["serve", "--port", "0", "--hostname", "127.0.0.1", "--db", ":memory:"],
+      { command: Deno.execPath(), args: ["run", "-A", "--unstable-kv", file], cwd: dir },
+    );
+    try {
+      const base = (await node.listening()).replace(/^ws:/, "http:").replace(/\/ws$/, "");
+      const web = new URL("../lib/node/web/", import.meta.url);
+      const names = [...Deno.readDirSync(web)].map((e) => e.name).filter((n) => n !== "assets.ts");
+      assert.ok(names.length >= 5, names.join());
+      for (const name of names) {
+        const res = await fetch(`${base}/${name === "index.html" ? "" : name}`);
+        assert.equal(res.status, 200, name);
+        assert.equal(
+          await res.text(),
+          await Deno.readTextFile(new URL(name, web)),
+          name,
+        );
+      }
+    } finally {
+      await node.stop();
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
