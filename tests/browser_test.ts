@@ -130,9 +130,18 @@ Deno.test({
         await page.locator("#block-rows tr", { hasText: first.blocks[0].hash.slice(0, 16) })
           .waitFor();
 
-        // The search finds the dropped transaction and shows why.
-        await page.fill("#search", txId(overspend));
-        await page.press("#search", "Enter");
+        // The search finds the dropped transaction and shows why. It is reached from the keyboard.
+        await page.locator("body").focus();
+        for (
+          let i = 0;
+          i < 30 && !(await page.evaluate("document.activeElement.id === 'search'"));
+          i++
+        ) {
+          await page.keyboard.press("Tab");
+        }
+        assert.equal(await page.evaluate("document.activeElement.id"), "search");
+        await page.keyboard.type(txId(overspend));
+        await page.keyboard.press("Enter");
         await page.locator("#result", {
           hasText: `Dropped: not enough balance: ${B} has 0, needs 500`,
         }).waitFor();
@@ -169,6 +178,11 @@ Deno.test({
         const second = await builder.pass();
         assert.equal(second.blocks.length, 1);
         await page.locator("#tip", { hasText: second.blocks[0].hash }).waitFor();
+        // A block by the first hex digits of its hash.
+        await page.fill("#search", first.blocks[0].hash.slice(0, 8));
+        await page.press("#search", "Enter");
+        await page.locator("#result", { hasText: first.blocks[0].hash }).waitFor();
+        await page.locator("#result h3", { hasText: "Block 0" }).waitFor();
 
         // Peers as the node lists them, and a look-up of an address.
         await client.request("register", { addr: ["ws://127.0.0.1:9001/ws"] });

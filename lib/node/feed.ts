@@ -50,6 +50,16 @@ export const FEED_MAX_SUBSCRIBERS = 100;
  * Reads every source each interval while it has subscribers and pushes an event for each
  * source whose data changed (top-level `time` fields do not count as a change). A new
  * subscriber is sent every source's data at the next read, which is started at once.
+ *
+ * @example
+ * ```ts
+ * import { Feed, type FeedEvent } from "../../mod.ts";
+ * let height = -1;
+ * const feed = new Feed({ status: () => Promise.resolve({ height }) });
+ * feed.subscribe({ push: (e: FeedEvent) => console.log(e.event, e.data) }); // status {height: -1}
+ * height = 0; // within 250 ms: "status" {height: 0}
+ * await feed.close();
+ * ```
  */
 export class Feed {
   /** Milliseconds between reads while anyone is subscribed. */
