@@ -14,6 +14,7 @@ const LATEST_BLOCKS = 10;
 const TRANSFER_BLOCKS = 50;
 const HASH_SEARCH_BLOCKS = 1000;
 const TRANSFERS_SHOWN = 25;
+const POOL_SEARCHED = 1000;
 
 const EXAMPLES = [
   ["pool", { op: "pool" }],
@@ -315,7 +316,7 @@ async function findAddress(address) {
   const [balance, blocks, pool] = await Promise.all([
     live.request("balance", { address }),
     live.request("blocks", { start: -TRANSFER_BLOCKS }),
-    live.request("pool", { limit: 1000 }),
+    live.request("pool", { limit: POOL_SEARCHED }),
   ]);
   if (balance.status !== 200) {
     return [el("p", { class: "error" }, balance.error), rawReply(balance)];
@@ -334,7 +335,9 @@ async function findAddress(address) {
       "p",
       { class: "hint" },
       `Recent transfers (the pool and the latest ${TRANSFER_BLOCKS} blocks, newest first, ` +
-        `at most ${TRANSFERS_SHOWN}):`,
+        `at most ${TRANSFERS_SHOWN}` +
+        (pool.response?.next ? `; only the pool's first ${POOL_SEARCHED} were searched` : "") +
+        "):",
     ),
     transfers.length === 0 ? el("p", {}, "None.") : el(
       "div",
