@@ -4,6 +4,8 @@
 // replies may grow without breaking it.
 import { NodeLink, nodeUrl } from "./link.js";
 
+// The node checks every request; these patterns only pick which look-up to try. The rules
+// themselves live in lib/core (params.ts, transaction.ts), which a browser cannot import.
 const GENESIS = "00000000-0000-0000-0000-000000000000";
 const TX_ID = /^\d{16}-[0-9a-f]{64}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
