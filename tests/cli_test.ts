@@ -628,13 +628,14 @@ Deno.test("Ctrl-C stops serve and start cleanly (exit 0, 'Stopped cleanly.')", a
       ]);
       const [serveUrl, startUrl] = await Promise.all([serve.listening(), start.listening()]);
       await start.waitForStderr(/Builder started: count >= 1/);
-      // The log says what the socket is bound to, and the URLs to use.
+      // The log says what the socket is bound to, the network's rules, and the URLs to use.
       const port = new URL(serveUrl).port;
       assert.match(
         serve.stderr,
         new RegExp(
           `\\] foxchain is listening on 127\\.0\\.0\\.1:${port} \\(this machine only\\), ` +
-            `database :memory:\\.\n.*\\] Clients connect to ws://127\\.0\\.0\\.1:${port}/ws; ` +
+            `database :memory:; rules: span >= 180 s or age >= 600 s; bare blocks refused\\.\n` +
+            `.*\\] Clients connect to ws://127\\.0\\.0\\.1:${port}/ws; ` +
             `the explorer page is http://127\\.0\\.0\\.1:${port}/\n`,
         ),
       );
