@@ -7,7 +7,8 @@ import { type FeedEvent, isEvent } from "../lib/node/feed.ts";
 import { NodeClient } from "../lib/net/client.ts";
 import { newSession, Protocol } from "../lib/node/protocol.ts";
 import { openStore } from "../lib/store/store.ts";
-import { A, GENESIS } from "./fixtures/helpers.ts";
+import { A, addr, GENESIS, T0, tx } from "./fixtures/helpers.ts";
+import { chainOn, COUNT1, LATER } from "./fixtures/chain.ts";
 import {
   closeSocket,
   openSocket,
@@ -208,6 +209,45 @@ Deno.test("subscribe is refused past the bound (503) and without a connection (4
     assert.ok(protocol.ops.includes("subscribe") && protocol.ops.includes("unsubscribe"));
     protocol.disconnect(one);
     assert.equal(protocol.subscribers, 0);
+  } finally {
+    await protocol.close();
+    await store.close();
+  }
+});
+
+Deno.test("subscribe: every new tip is pushed at once, whether built, merged as blocks or a reorg", async () => {
+  const store = await openStore(":memory:", { rules: COUNT1, clock: LATER });
+  // An hour between reads: only the store's tip hook can explain an event within the test.
+  const protocol = new Protocol(store, { clock: LATER, feed: { intervalMs: 3_600_000 } });
+  const events: FeedEvent[] = [];
+  const tipIs = async (what: string, hash: string, height: number) => {
+    await poll(what, () => events.some((e) => e.event === "status" && e.data.tip === hash));
+    const last = events.findLast((e) => e.event === "status")!;
+    assert.deepEqual([last.data.tip, last.data.height], [hash, height]);
+  };
+  try {
+    const [a0, a1] = chainOn(null, [[tx(GENESIS, addr(1), 10, T0)], [
+      tx(GENESIS, addr(2), 5, T0 + 1),
+    ]]);
+    // A fork from a0, one block longer: it wins.
+    const [b1, b2] = chainOn(a0, [[tx(GENESIS, addr(3), 7, T0 + 2)], [
+      tx(GENESIS, addr(3), 8, T0 + 3),
+    ]]);
+    const merge = async (...blocks: unknown[]) =>
+      (await protocol.handle(JSON.stringify({ op: "merge", args: { blocks } }))).status;
+    assert.equal(
+      (await protocol.handle(`{"op": "subscribe"}`, newSession({ push: (e) => events.push(e) })))
+        .status,
+      200,
+    );
+    await poll("the first status", () => events.some((e) => e.event === "status"));
+    // The builder's path: a block appended on the tip.
+    assert.deepEqual(await store.appendBlock(a0, []), { ok: true, block: a0 });
+    await tipIs("the built block", a0.hash, 0);
+    assert.equal(await merge(a1), 202);
+    await tipIs("a block merged on the tip", a1.hash, 1);
+    assert.equal(await merge(b1, b2), 202);
+    await tipIs("the tip after the reorg", b2.hash, 2);
   } finally {
     await protocol.close();
     await store.close();

@@ -113,6 +113,16 @@ export class Feed {
     return true;
   }
 
+  /**
+   * Says a source may have changed: with anyone subscribed, a read starts now (or right after
+   * the one under way) instead of at the next interval. The interval still finds what no one
+   * pokes for, such as another process's commits.
+   */
+  poke(): void {
+    if (this.#closed || this.size === 0) return;
+    this.#readSoon();
+  }
+
   /** Stops sending to `s`; the reads stop with the last subscriber. */
   unsubscribe(s: Subscriber): void {
     this.#current.delete(s);

@@ -144,6 +144,7 @@ export class Protocol {
   readonly #noSession = newSession();
   readonly #intake: BlockIntake;
   readonly #feed: Feed;
+  readonly #untip: () => void;
   /** Merges since the last merge log line, and when that line was written (clock ms). */
   #unlogged = { requests: 0, added: 0, known: 0, rejected: 0, since: 0 };
   #window = { start: -Infinity, lines: 0 };
@@ -180,6 +181,8 @@ export class Protocol {
       status: read(() => this.#status()),
       peers: read(() => this.#peers()),
     }, opts.feed);
+    // A new tip (built here, merged as blocks, or a reorg) reaches subscribers at once.
+    this.#untip = store.onTipChange(() => this.#feed.poke());
   }
 
   /**
@@ -252,6 +255,7 @@ export class Protocol {
 
   /** Stops all events and waits for a read under way; call before closing the store. */
   async close(): Promise<void> {
+    this.#untip();
     await this.#feed.close();
   }
 

@@ -76,6 +76,7 @@ export class Chain {
    * point each time (which made a 100-block competing branch quadratic).
    */
   #sideTrial: { tip: string | null; top: string; trial: BranchState } | null = null;
+  readonly #tipListeners = new Set<() => void>();
 
   /** A chain on `kv`, validating under `rules` with `clock` as the receiver's time. */
   constructor(
@@ -87,6 +88,21 @@ export class Chain {
   /** A promise while a reorg is switching branches (pool writes and reads wait for it). */
   gate(): Promise<void> | null {
     return this.#switching;
+  }
+
+  /**
+   * Calls `listener` after every change this process makes that can move the tip: a block
+   * appended (the builder) or accepted (`merge {blocks}`, peers), a reorg, a reorg a crash left
+   * finished on open; the pool is settled by then. It must not throw. Returns its removal.
+   * Another process's commits are not seen: watch those by reading the tip.
+   */
+  onTipChange(listener: () => void): () => void {
+    this.#tipListeners.add(listener);
+    return () => this.#tipListeners.delete(listener);
+  }
+
+  #tipChanged(): void {
+    for (const listener of this.#tipListeners) listener();
   }
 
   /** Runs chain changes of this process one at a time. */
@@ -199,7 +215,10 @@ export class Chain {
   append(run: readonly { block: Block; dropped: readonly Dropped[] }[]): Promise<AppendResult> {
     return this.#exclusive(async () => {
       const result = await this.#append(run);
-      if (result.ok) await this.#housekeeping();
+      if (result.ok) {
+        await this.#housekeeping();
+        this.#tipChanged();
+      }
       return result;
     });
   }
@@ -313,7 +332,10 @@ export class Chain {
   accept(block: WireBlock): Promise<AcceptResult> {
     return this.#exclusive(async () => {
       const result = await this.#accept(block);
-      if (result.status !== "known" && result.status !== "orphan") await this.#housekeeping();
+      if (result.status !== "known" && result.status !== "orphan") {
+        await this.#housekeeping();
+        this.#tipChanged();
+      }
       return result;
     });
   }
@@ -695,6 +717,7 @@ export class Chain {
     return this.#exclusive(async () => {
       await this.#recover();
       await this.#housekeeping();
+      this.#tipChanged();
     });
   }
 

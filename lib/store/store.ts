@@ -125,6 +125,14 @@ export class Store {
     for (let gate = this.#chain.gate(); gate; gate = this.#chain.gate()) await gate;
   }
 
+  /**
+   * Calls `listener` after every change this process makes that can move the tip (see
+   * `Chain.onTipChange`): built blocks, `merge {blocks}`, reorgs. Returns its removal.
+   */
+  onTipChange(listener: () => void): () => void {
+    return this.#chain.onTipChange(listener);
+  }
+
   // ---- pool -------------------------------------------------------------------------------
 
   /**
