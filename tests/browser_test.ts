@@ -108,6 +108,9 @@ Deno.test({
         await page.locator("#conn", { hasText: "live" }).waitFor();
         await page.locator("#height", { hasText: "-1" }).waitFor();
         await page.locator("#builder", { hasText: "none has run" }).waitFor();
+        // The network's rules, from status.
+        await page.locator("#rules", { hasText: "count >= 1 or span >= 0 s or age >= 0 s" })
+          .waitFor();
         // A builder announces itself when it starts: the page shows its rules.
         await builder.announce();
         await page.locator("#builder", { hasText: "count >= 1, at most 200 per block" }).waitFor();
@@ -183,6 +186,10 @@ Deno.test({
         await page.press("#search", "Enter");
         await page.locator("#result", { hasText: first.blocks[0].hash }).waitFor();
         await page.locator("#result h3", { hasText: "Block 0" }).waitFor();
+        // Its proof-of-write evidence: the rule that held on the builder's pool of two.
+        await page.locator("#result .proof", {
+          hasText: "count rule held on a pool of 2 transactions",
+        }).waitFor();
 
         // Peers as the node lists them, and a look-up of an address.
         await client.request("register", { addr: ["ws://127.0.0.1:9001/ws"] });

@@ -119,6 +119,8 @@ function showStatus(s) {
     ? `${plural(pool.size, "transaction")}, span ${Number(pool.span).toFixed(3)} s ` +
       `(${showTime(pool.earliest)} .. ${showTime(pool.latest)})`
     : "empty";
+  // The network's rules: every block must carry evidence that one of them held.
+  $("rules").textContent = s.rules ?? "-";
   const b = s.builder;
   $("builder").textContent = b
     ? `${b.rules}, at most ${b.maxBlock} per block, ` +
@@ -174,7 +176,7 @@ async function loadBlocks() {
     if (reply.status !== 200) throw new Error(reply.error);
     const blocks = [...reply.response.blocks].reverse();
     $("block-rows").replaceChildren(
-      ...(blocks.length === 0 ? [el("tr", {}, el("td", { colspan: 4 }, "No blocks yet."))] : []),
+      ...(blocks.length === 0 ? [el("tr", {}, el("td", { colspan: 5 }, "No blocks yet."))] : []),
       ...blocks.map((b) =>
         el(
           "tr",
@@ -182,13 +184,18 @@ async function loadBlocks() {
           el("td", {}, lookupButton(b.height)),
           el("td", { class: "hash short", title: b.hash }, short(b.hash)),
           el("td", {}, String(b.items.length)),
-          el("td", { class: "wide-only" }, showTime(b.items.at(-1)?.t)),
+          el(
+            "td",
+            { class: "wide-only", title: describeProof(b.proof) },
+            b.proof ? b.proof.rule : "bare",
+          ),
+          el("td", { class: "wide-only nowrap" }, showTime(blockTime(b))),
         )
       ),
     );
   } catch (error) {
     $("block-rows").replaceChildren(
-      el("tr", {}, el("td", { colspan: 4 }, `Cannot load blocks: ${error.message}`)),
+      el("tr", {}, el("td", { colspan: 5 }, `Cannot load blocks: ${error.message}`)),
     );
   } finally {
     const again = loading.again;
@@ -410,6 +417,19 @@ async function findHash(prefix) {
   ];
 }
 
+/** A block's time: its proof's, or for a bare lab block (no proof) its last record's `t`. */
+function blockTime(block) {
+  return block.proof ? block.proof.time : block.items.at(-1)?.t;
+}
+
+/** The proof-of-write evidence in words: the rule that held and the pool it held on. */
+function describeProof(proof) {
+  if (!proof) return "none: a bare lab block (taken only by nodes with --accept-bare-blocks)";
+  const span = Number(proof.latest - proof.earliest).toFixed(3);
+  return `${proof.rule} rule held on a pool of ${plural(proof.size, "transaction")}, ` +
+    `t ${showTime(proof.earliest)} .. ${showTime(proof.latest)} (span ${span} s)`;
+}
+
 function showBlock(block, reply) {
   return [
     el("h3", {}, `Block ${block.height}`),
@@ -428,6 +448,10 @@ function showBlock(block, reply) {
       ),
       el("dt", {}, "records"),
       el("dd", {}, String(block.items.length)),
+      el("dt", {}, "time"),
+      el("dd", {}, showTime(blockTime(block))),
+      el("dt", {}, "proof"),
+      el("dd", { class: "proof" }, describeProof(block.proof)),
     ),
     txTable(block.items, true),
     rawReply({ ...reply, response: { blocks: [block] } }),
