@@ -35,3 +35,10 @@ Deno.test("simulation: a calm network converges within a few seconds and loses n
   assert.ok(report.convergedAfter !== null && report.convergedAfter <= 5);
   assert.equal(report.inChain + report.dropped, report.acknowledged);
 });
+
+Deno.test("simulation: a seed replays exactly (same events, requests, faults and chain)", async () => {
+  const options = { nodes: 3, transactions: 20, faultSeconds: 20 };
+  const first = await simulate(3, options);
+  const again = await simulate(3, options);
+  assert.deepEqual(again, first);
+});

@@ -164,6 +164,7 @@ export class Network implements NetworkHooks {
   readonly #timers = new Map<string, TimerHandle>();
   #tip: { height: number; hash: string | null } = { height: -1, hash: null };
   #started = false;
+  #polling = false;
   #stopped = false;
 
   /** A network layer for one node; attaches to `opts.protocol`. Call `start()` to link. */
@@ -462,20 +463,16 @@ export class Network implements NetworkHooks {
       const pool = batch.filter((r) => r.from === null || r.from !== node).map((r) =>
         txToWire(r.tx)
       );
-      for (let i = 0; i < pool.length; i += LIMITS.mergeItems) {
-        this.#task(
-          this.#request(url, link, "merge", { pool: pool.slice(i, i + LIMITS.mergeItems) }),
-        );
+      for (const part of chunks(pool, RELAY_ITEMS, () => 1)) {
+        this.#task(this.#request(url, link, "merge", { pool: part }));
       }
     }
   }
 
   #pushBlocks(blocks: readonly Block[], from: string | null): void {
+    const parts = chunks(blocks, RELAY_ITEMS, (b) => b.items.length);
     for (const [url, , link] of this.#upLinks(from)) {
-      for (let i = 0; i < blocks.length; i += LIMITS.mergeBlocks) {
-        const part = blocks.slice(i, i + LIMITS.mergeBlocks);
-        this.#task(this.#request(url, link, "merge", { blocks: part }));
-      }
+      for (const part of parts) this.#task(this.#request(url, link, "merge", { blocks: part }));
     }
   }
 
@@ -485,6 +482,16 @@ export class Network implements NetworkHooks {
    * reorg. At most a page; peers further behind catch up by locator.
    */
   async #pollTip(): Promise<void> {
+    if (this.#polling) return; // what it would find, the next timed poll finds
+    this.#polling = true;
+    try {
+      await this.#pushNewTip();
+    } finally {
+      this.#polling = false;
+    }
+  }
+
+  async #pushNewTip(): Promise<void> {
     const tip = await this.#store.tip();
     if (tip.hash === this.#tip.hash) return;
     this.#tip = { height: tip.height, hash: tip.hash };
@@ -622,6 +629,31 @@ export class Network implements NetworkHooks {
     this.#tasks.add(tracked);
     tracked.finally(() => this.#tasks.delete(tracked));
   }
+}
+
+/**
+ * Transactions (loose, or inside blocks) in one relayed `merge`: about 150 bytes each, so a
+ * merge stays near 600 KB, under the 1 MiB a node takes by default (`--max-message`).
+ */
+const RELAY_ITEMS = 4_000;
+
+/** Splits `list` into runs of at most `max` weight and LIMITS.mergeBlocks entries. */
+function chunks<T>(list: readonly T[], max: number, weight: (x: T) => number): T[][] {
+  const out: T[][] = [];
+  let run: T[] = [];
+  let sum = 0;
+  for (const x of list) {
+    const w = weight(x);
+    if (run.length > 0 && (sum + w > max || run.length >= LIMITS.mergeBlocks)) {
+      out.push(run);
+      run = [];
+      sum = 0;
+    }
+    run.push(x);
+    sum += w;
+  }
+  if (run.length > 0) out.push(run);
+  return out;
 }
 
 /** A `ws://` or `wss://` URL in normal form, or null. */
