@@ -107,3 +107,20 @@ export class SimClock implements Scheduler {
     });
   }
 }
+
+/**
+ * `target` with every promise its methods return counted as active work of `clock`: how the
+ * simulation waits for a component's own KV calls (the network layer's, made between timers).
+ */
+export function tracked<T extends object>(target: T, clock: SimClock): T {
+  return new Proxy(target, {
+    get(t, key) {
+      const value = Reflect.get(t, key, t);
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => {
+        const result = value.apply(t, args);
+        return result instanceof Promise ? clock.track(result) : result;
+      };
+    },
+  });
+}

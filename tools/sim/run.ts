@@ -12,7 +12,7 @@ import { Protocol } from "../../lib/node/protocol.ts";
 import { Network } from "../../lib/net/network.ts";
 import { verifyStore } from "../../lib/store/audit.ts";
 import { openStore, type Store } from "../../lib/store/store.ts";
-import { SimClock } from "./clock.ts";
+import { SimClock, tracked } from "./clock.ts";
 import { CALM, type Faults, type NetStats, SimNetwork } from "./network.ts";
 
 /** The shape of a run. */
@@ -279,20 +279,6 @@ async function tmpfs(): Promise<string | undefined> {
   } catch {
     return undefined;
   }
-}
-
-/** `target` with every promise its methods return counted as active work of `clock`. */
-function tracked<T extends object>(target: T, clock: SimClock): T {
-  return new Proxy(target, {
-    get(t, key) {
-      const value = Reflect.get(t, key, t);
-      if (typeof value !== "function") return value;
-      return (...args: unknown[]) => {
-        const result = value.apply(t, args);
-        return result instanceof Promise ? clock.track(result) : result;
-      };
-    },
-  });
 }
 
 /** Whether every node has the same tip and an empty pool. */
