@@ -7,10 +7,15 @@ import {
   withNode,
 } from "../lib/cli/cli.ts";
 import { DEFAULT_NODE } from "../lib/net/client.ts";
+import { type LinkRow, linksTable } from "../lib/cli/links.ts";
 
 const help = `Usage: foxchain peers [options]
 
-Lists the peer URLs a node knows.
+Lists the peer URLs a node knows (registered, given with --peer, or shared by its peers),
+then, for a node that links to its peers (serve/start), each link: URL, state (up,
+connecting, down, refused, banned...), the peer's height and tip as last heard, LAG (how
+many blocks the peer is ahead of or behind this node) and when it last answered; a link
+that failed says why below the table.
 
 Options:
 ${NODE_HELP}
@@ -26,8 +31,12 @@ export const command: Command = {
       await withNode(flags.values.node ?? DEFAULT_NODE, (c) => c.request("peers")),
     );
     const peers = r.peers as string[];
+    const links = r.links as LinkRow[] | undefined;
     if (flags.values.json) console.log(JSON.stringify(r));
-    else console.log(peers.length === 0 ? "No peers." : peers.join("\n"));
+    else {
+      console.log(peers.length === 0 ? "No peers." : peers.join("\n"));
+      if (links) console.log(`\n${linksTable(links, Date.now() / 1000)}`);
+    }
     return 0;
   },
 };

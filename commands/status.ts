@@ -10,11 +10,16 @@ import {
 } from "../lib/cli/cli.ts";
 import { DEFAULT_NODE } from "../lib/net/client.ts";
 import type { BuilderInfo } from "../lib/store/store.ts";
+import { type LinkRow, linksTable } from "../lib/cli/links.ts";
 
 const help = `Usage: foxchain status [options]
 
 Shows a node's height, tip hash, pool (size, earliest and latest t, span), the network's
-consensus rules (what blocks it accepts) and what its builder last announced.
+consensus rules (what blocks it accepts) and what its builder last announced. A node run
+with the network layer (serve/start) also shows its network name, node id, the URL it
+advertises, and each link to a peer: URL, state (up, connecting, down, refused, banned...),
+the peer's height and tip as last heard, LAG (how many blocks the peer is ahead of or
+behind this node) and when it last answered; a link that failed says why below the table.
 
 Options:
 ${NODE_HELP}
@@ -40,6 +45,9 @@ export const command: Command = {
       span: number;
     };
     const builder = r.builder as BuilderInfo | null;
+    const network = r.network as
+      | { name: string; node: string; listen: string | null; live: number; links: LinkRow[] }
+      | undefined;
     console.log(
       [
         `height   ${r.height}`,
@@ -52,6 +60,15 @@ export const command: Command = {
           } s)`),
         `rules    ${r.rules ?? "-"}`,
         `builder  ${builder ? describeBuilder(builder) : "none has run on this database"}`,
+        ...(network
+          ? [
+            `network  ${network.name}, node ${network.node}, at ${network.listen ?? "-"}`,
+            `links    ${network.live} up of ${network.links.length}`,
+            ...(network.links.length > 0
+              ? ["", linksTable(network.links, (r.time as number) ?? Date.now() / 1000)]
+              : []),
+          ]
+          : []),
       ].join("\n"),
     );
     return 0;

@@ -297,6 +297,18 @@ export class Network implements NetworkHooks {
     for (const [url, p] of this.#peers) if (p.hello?.node === from) this.#sync(url);
   }
 
+  /** A peer pushed us a block it holds: its link shows it from now on, if higher. */
+  heard(from: string, height: number, hash: string): void {
+    for (const p of this.#peers.values()) {
+      if (p.hello?.node !== from) continue;
+      p.lastSeen = this.#scheduler.now();
+      if (p.height === null || height >= p.height) {
+        p.height = height;
+        p.tip = hash;
+      }
+    }
+  }
+
   /** For `status`: the network's name, this node's id, the links. */
   describe(): Record<string, unknown> {
     return {
@@ -546,6 +558,7 @@ export class Network implements NetworkHooks {
       const response = reply.response!;
       const blocks = response.blocks as Record<string, unknown>[];
       if (typeof response.height === "number") peer.height = response.height;
+      if (typeof response.tip === "string") peer.tip = response.tip;
       if (blocks.length === 0) return;
       const first = blocks[0].height;
       const last = blocks[blocks.length - 1];
@@ -566,7 +579,6 @@ export class Network implements NetworkHooks {
         return;
       }
       if (typeof last.hash === "string") {
-        peer.tip = last.hash;
         // The next page starts after this one even while it is a side branch here.
         extra = [last.hash];
       }

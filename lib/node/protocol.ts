@@ -104,6 +104,11 @@ export interface NetworkHooks {
   taken(blocks: readonly TakenBlock[], from: string | null): void;
   /** A merge from peer `from` held a block whose parent is not known here: catch up. */
   unknownParent(from: string): void;
+  /**
+   * Peer `from` pushed a valid block at `height` with `hash` (new here or known): it holds that
+   * block, so its link shows at least that height.
+   */
+  heard(from: string, height: number, hash: string): void;
   /** The network's name, this node's id and its links, for `status` and `peers`. */
   describe(): Record<string, unknown>;
   /** Links up now (for `/health`). */
@@ -509,6 +514,7 @@ export class Protocol {
     let side = 0;
     const rejected: { index: number; reason: string }[] = [];
     const taken: TakenBlock[] = [];
+    let highest: { height: number; hash: string } | null = null;
     const log = this.#log;
     for (let index = 0; index < input.length; index++) {
       const parsed = parseWireBlock(input[index]);
@@ -523,11 +529,20 @@ export class Protocol {
         countResult(one.result);
         if (stored(one.result)) taken.push(one);
       }
+      if (
+        result.status !== "orphan" && result.status !== "invalid" &&
+        (highest === null || result.height > highest.height)
+      ) {
+        highest = { height: result.height, hash: parsed.hash };
+      }
       if (result.status === "orphan" || result.status === "invalid") {
         rejected.push({ index, reason: result.reason });
         if (session.peer && result.status === "invalid") session.faults++;
       }
       if (result.status === "orphan" && session.peer) this.#network?.unknownParent(session.peer);
+    }
+    if (this.#network && session.peer && highest) {
+      this.#network.heard(session.peer, highest.height, highest.hash);
     }
     if (this.#network && taken.length > 0) this.#network.taken(taken, session.peer);
     return { appended, known, side, rejected };
@@ -593,6 +608,7 @@ export class Protocol {
     if (fork !== undefined) {
       response.fork = fork;
       response.height = tip.height;
+      response.tip = tip.hash;
     }
     const last = blocks.at(-1);
     if (last && last.height < tip.height) response.next = last.height + 1;
