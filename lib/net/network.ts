@@ -258,7 +258,8 @@ export class Network implements NetworkHooks {
     const mismatch = helloMismatch(theirs, this.name, this.#store.rules, this.nodeId);
     if (mismatch) {
       this.#log.warn`Refused a link from node ${theirs.node}: ${mismatch}.`;
-      return { status: 409, error: `Refused: ${mismatch}`, response: null };
+      // Our hello goes with the refusal, so the other side can say in its own words why.
+      return { status: 409, error: `Refused: ${mismatch}`, response: { ...await this.#hello() } };
     }
     session.peer = theirs.node;
     // Dial it back, so that we push to it too.
@@ -367,8 +368,8 @@ export class Network implements NetworkHooks {
       } else if (event.type === "down") {
         peer.error = event.reason;
       } else if (event.type === "refused") {
+        // The connection logged it ("Link to ... is refused: ...").
         peer.error = event.reason;
-        this.#log.warn`Not linking to ${url}: ${event.reason}.`;
       }
     });
     conn.start();
@@ -381,7 +382,14 @@ export class Network implements NetworkHooks {
     });
     // A lab node does not know `hello`: link anyway, pushing it the lab's merges.
     if (reply.status === 404) return null;
-    if (reply.status === 409) throw new HandshakeRefused(reply.error, true);
+    if (reply.status === 409) {
+      // "it is on network X, this node on Y" from the peer is about us: said from our side.
+      const refuser = parseHello(reply.response);
+      const why = typeof refuser === "string"
+        ? null
+        : helloMismatch(refuser, this.name, this.#store.rules, this.nodeId);
+      throw new HandshakeRefused(why ?? `the peer refused: ${reply.error}`, true);
+    }
     if (reply.status !== 200) throw new HandshakeRefused(`hello: ${reply.status} ${reply.error}`);
     const theirs = parseHello(reply.response);
     if (typeof theirs === "string") throw new HandshakeRefused(`bad hello: ${theirs}`, true);
@@ -483,8 +491,18 @@ export class Network implements NetworkHooks {
 
   #pushBlocks(blocks: readonly Block[], from: string | null): void {
     const parts = chunks(blocks, RELAY_ITEMS, (b) => b.items.length);
-    for (const [url, , link] of this.#upLinks(from)) {
-      for (const part of parts) this.#task(this.#request(url, link, "merge", { blocks: part }));
+    for (const [url, peer, link] of this.#upLinks(from)) {
+      for (const part of parts) {
+        this.#task((async () => {
+          const reply = await this.#request(url, link, "merge", { blocks: part });
+          // A plain 202 took every block (stored or known): the peer holds the last one.
+          const last = part[part.length - 1];
+          if (reply?.status === 202 && !reply.response && (peer.height ?? -1) <= last.height) {
+            peer.height = last.height;
+            peer.tip = last.hash;
+          }
+        })());
+      }
     }
   }
 
