@@ -37,12 +37,13 @@ export async function peakRssOf(pid: number): Promise<number> {
 }
 
 /**
- * Starts `main.ts serve --db FILE` on 127.0.0.1 and resolves once /health answers. With
- * `quiet`, the node logs warnings only; otherwise it logs as by default (a line per merge).
+ * Starts `main.ts serve --db FILE` (or `command`, with more `args`) on 127.0.0.1 and resolves
+ * once /health answers. With `quiet`, the node logs warnings only; otherwise it logs as by
+ * default (a line per merge).
  */
 export async function startNode(
   db: string,
-  opts: { quiet?: boolean; timeoutMs?: number } = {},
+  opts: { quiet?: boolean; timeoutMs?: number; command?: string; args?: string[] } = {},
 ): Promise<NodeProcess> {
   const port = freePort();
   const args = [
@@ -52,7 +53,8 @@ export async function startNode(
     "--allow-write",
     "--allow-env",
     MAIN,
-    "serve",
+    opts.command ?? "serve",
+    ...opts.args ?? [],
     "--hostname",
     "127.0.0.1",
     "--port",

@@ -45,6 +45,17 @@ export interface Results {
   reorg?: { depth: number; blockSize: number; seconds: number }[];
   /** Peer blocks accepted one by one vs the same transactions built locally. */
   peerApply?: { blocks: number; transactions: number; applySeconds: number; buildSeconds: number };
+  /** The network (bench/network.ts); absent in results older than issue 8. */
+  network?: {
+    propagation: { samples: number; p50Ms: number; p95Ms: number; maxMs: number };
+    relay: { transactions: number; seconds: number; txPerSecond: number };
+    catchUp: {
+      blocks: number;
+      seconds: number;
+      blocksPerSecond: number;
+      localBlocksPerSecond: number;
+    };
+  };
   chains: { blocks: number; seconds: number }[];
   lookups: {
     blocks: number;
@@ -259,6 +270,37 @@ export function renderMarkdown(r: Results): string {
         int(p.transactions),
         fixed(p.buildSeconds, 2),
         int(p.transactions / p.buildSeconds),
+      ],
+    ]);
+  }
+  if (r.network) {
+    const n = r.network;
+    lines.push(
+      "## Network: three `serve --peer` processes on loopback",
+      "",
+      "B dials A, C dials B (they share addresses, so C links to A too). Propagation: one " +
+        "transaction at a time sent to A until C's `tx` finds it. Relay: 10 clients send " +
+        "batches of 100 to A until C's pool holds all. Catch-up: an empty node given `--peer` " +
+        "of a node holding the chain, until its height matches.",
+      "",
+    );
+    table(["what", "result"], [
+      [
+        `propagation A -> C (${int(n.propagation.samples)} transactions)`,
+        `p50 ${fixed(n.propagation.p50Ms)} ms, p95 ${fixed(n.propagation.p95Ms)} ms, max ${
+          fixed(n.propagation.maxMs)
+        } ms`,
+      ],
+      [
+        `relay of ${int(n.relay.transactions)} transactions to C`,
+        `${int(n.relay.txPerSecond)} tx/s (${fixed(n.relay.seconds, 1)} s)`,
+      ],
+      [
+        `catch-up of ${int(n.catchUp.blocks)} blocks`,
+        `${int(n.catchUp.blocksPerSecond)} blocks/s (${fixed(n.catchUp.seconds, 1)} s); local ` +
+        `appendBlocks ${int(n.catchUp.localBlocksPerSecond)} blocks/s (${
+          pct(n.catchUp.blocksPerSecond / n.catchUp.localBlocksPerSecond)
+        })`,
       ],
     ]);
   }
