@@ -87,7 +87,7 @@ Deno.test("a peer of another network is refused, with the reason on both sides",
     await c.run(2_000);
     const [link] = c.nodes[1].network.links();
     assert.equal(link.state, "refused");
-    assert.match(link.error ?? "", /it is on network "other", this node on "test"/);
+    assert.match(link.error ?? "", /it is on network "test", this node on "other"/);
     assert.equal(c.nodes[0].network.liveLinks(), 0);
   } finally {
     await c.close();
@@ -108,7 +108,7 @@ Deno.test("a peer with other rules is refused", async () => {
     assert.equal(link.state, "refused");
     assert.match(
       link.error ?? "",
-      /its rules are "count >= 2; bare blocks refused", this node's "count >= 1/,
+      /its rules are "count >= 1; bare blocks refused", this node's "count >= 2/,
     );
   } finally {
     await c.close();
