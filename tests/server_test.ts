@@ -412,8 +412,8 @@ Deno.test("merge: every bad item is rejected with its index and reason; good one
         FAIL(400, "merge takes at most 10000 transactions, got 10001"),
       );
       assert.deepEqual(
-        await c.request("merge", { blocks: Array.from({ length: 101 }, () => ({})) }),
-        FAIL(400, "merge takes at most 100 blocks, got 101"),
+        await c.request("merge", { blocks: Array.from({ length: 1001 }, () => ({})) }),
+        FAIL(400, "merge takes at most 1000 blocks, got 1001"),
       );
       assert.deepEqual(
         await c.request("register", { addr: Array.from({ length: 1001 }, () => "ws://a/ws") }),

@@ -141,3 +141,25 @@ Deno.test("blocks waiting for a parent keep waiting when junk arrives under the 
     await store.close();
   }
 });
+
+Deno.test("a relayed transaction older than the t window is known when held, refused when not", async () => {
+  let now = T0 * 1000;
+  const clock = { now: () => now };
+  const store = await openStore(":memory:", { rules: COUNT1, clock });
+  try {
+    const protocol = new Protocol(store, { clock });
+    const merge = (pool: unknown[]) =>
+      protocol.handle(JSON.stringify({ op: "merge", args: { pool, verbose: true } }));
+    const held = tx(GENESIS, addr(1), 5, T0);
+    assert.equal((await merge([held])).status, 202);
+    now += 120_000; // two minutes later: past the 90 s window
+    const reply = await merge([held]);
+    assert.equal(reply.status, 202);
+    assert.equal((reply.response!.known as string[]).length, 1);
+    const unknown = await merge([tx(GENESIS, addr(2), 5, T0)]);
+    assert.equal(unknown.status, 400);
+    assert.match(unknown.error, /s old \(max 90 s\)/);
+  } finally {
+    await store.close();
+  }
+});

@@ -526,7 +526,7 @@ export class Network implements NetworkHooks {
     if (tip.hash === this.#tip.hash) return;
     this.#tip = { height: tip.height, hash: tip.hash };
     const fresh: Block[] = [];
-    for (let h = tip.height; h >= 0 && fresh.length < LIMITS.mergeBlocks; h--) {
+    for (let h = tip.height; h >= 0 && fresh.length < PUSH_WINDOW; h--) {
       const block = await this.#store.block(h);
       if (!block || this.#announced.has(block.hash)) break;
       fresh.unshift(block);
@@ -585,7 +585,10 @@ export class Network implements NetworkHooks {
         this.#log.info`Syncing from ${url}: blocks ${first}..${last.height} of ${total}`;
       }
       const invalidBefore = peer.session.faults;
-      for (let i = 0; i < blocks.length; i += LIMITS.mergeBlocks) {
+      // Blocks that extend our tip go in by runs, one commit each; the rest (a fork, or the
+      // first block a run refused) one by one through the merge path, which says why.
+      const appended = await this.#appendRuns(blocks);
+      for (let i = appended; i < blocks.length; i += LIMITS.mergeBlocks) {
         await this.#protocol.mergeFrom(
           { blocks: blocks.slice(i, i + LIMITS.mergeBlocks) },
           peer.session,
@@ -602,6 +605,30 @@ export class Network implements NetworkHooks {
       }
       if (response.next === undefined) return;
     }
+  }
+
+  /**
+   * Appends the leading blocks of a catch-up page that extend our tip, in runs that fit one
+   * KV commit each (`Store.appendBlocks`: the same validator, one commit per run instead of
+   * per block). Returns how many were appended; it stops at the first run refused.
+   */
+  async #appendRuns(wire: readonly Record<string, unknown>[]): Promise<number> {
+    const tip = await this.#store.tip();
+    if (wire.length < 2 || wire[0].prev_hash !== tip.hash) return 0;
+    const blocks: Block[] = [];
+    for (const b of wire) {
+      if (typeof b.height !== "number" || !Array.isArray(b.items)) break;
+      blocks.push(b as unknown as Block);
+    }
+    let done = 0;
+    for (const run of chunks(blocks, APPEND_RUN_ITEMS, (b) => b.items.length)) {
+      const result = await this.#store.appendBlocks(run);
+      if (!result.ok) break;
+      done += run.length;
+      for (const block of run) this.#announced.add(block.hash);
+    }
+    if (done > 0) this.#task(this.#pollTip());
+    return done;
   }
 
   /** Reconciles pools with the peer at `url`: its ids first, then what we lack. */
@@ -666,6 +693,15 @@ export class Network implements NetworkHooks {
  * merge stays near 600 KB, under the 1 MiB a node takes by default (`--max-message`).
  */
 const RELAY_ITEMS = 4_000;
+
+/** New best-chain blocks pushed at most at once; peers further behind catch up by locator. */
+const PUSH_WINDOW = 100;
+
+/**
+ * Transactions in one catch-up run: with a block's own keys, a run of this many stays inside
+ * one KV commit's limits (a full block of 240 goes alone).
+ */
+const APPEND_RUN_ITEMS = 200;
 
 /** Splits `list` into runs of at most `max` weight and LIMITS.mergeBlocks entries. */
 function chunks<T>(list: readonly T[], max: number, weight: (x: T) => number): T[][] {

@@ -40,8 +40,12 @@ export interface Reply {
 export const LIMITS = {
   /** Transactions in one `merge`. */
   mergeItems: 10_000,
-  /** Blocks in one `merge`. */
-  mergeBlocks: 100,
+  /**
+   * Blocks in one `merge`: as many as one `blocks` reply gives (blocksPage), so that a lab-5
+   * tracker relaying a node's whole `blocks` list is taken whole; `--max-message` bounds the
+   * bytes.
+   */
+  mergeBlocks: 1_000,
   /** Pool transactions in one `pool` reply. */
   poolPage: 10_000,
   /** Blocks in one `blocks` reply. */
@@ -390,6 +394,7 @@ export class Protocol {
       const now = this.#clock.now() / 1000;
       const valid: { tx: Tx; stamped: boolean }[] = [];
       const rejected: { index: number; reason: string }[] = [];
+      const tooOld: { index: number; tx: Tx; reason: string }[] = [];
       pool.forEach((item, index) => {
         let stamped = false;
         const stamp = () => {
@@ -404,28 +409,45 @@ export class Protocol {
           maxAgeSeconds: session.peer ? RELAY_MAX_AGE_SECONDS : undefined,
         });
         if (checked.ok) valid.push({ tx: checked.value, stamped });
-        else rejected.push({ index, reason: checked.reason });
+        else {
+          // Too old, but maybe one we hold already (a tracker relays whole pools): that is
+          // "known", not a rejection.
+          const late = admitTx(item, { now, stamp, maxAgeSeconds: Infinity });
+          if (late.ok) tooOld.push({ index, tx: late.value, reason: checked.reason });
+          else rejected.push({ index, reason: checked.reason });
+        }
       });
+      const lateRecords = await this.store.lookupTxs(tooOld.map((o) => txId(o.tx)));
+      const lateKnown: string[] = [];
+      tooOld.forEach((o, i) => {
+        if (lateRecords[i]) lateKnown.push(txId(o.tx));
+        else rejected.push({ index: o.index, reason: o.reason });
+      });
+      rejected.sort((a, b) => a.index - b.index);
       const outcomes = await this.#addStamped(valid);
-      const known = outcomes.filter((o) => o.status === "known").map((o) => o.id);
+      const known = [
+        ...outcomes.filter((o) => o.status === "known").map((o) => o.id),
+        ...lateKnown,
+      ];
+      const added = outcomes.filter((o) => o.status !== "known").length;
       if (session.peer) session.faults += rejected.length;
-      if (this.#network && outcomes.length > known.length) {
+      if (this.#network && added > 0) {
         this.#network.admitted(
           valid.flatMap((v, i) => outcomes[i].status === "known" ? [] : [v.tx]),
           session.peer,
         );
       }
       if (pool.length > 0) {
-        this.#logMerge(outcomes.length - known.length, known.length, rejected.length);
+        this.#logMerge(added, known.length, rejected.length);
       }
       if (rejected.length > 0 || verbose) {
         for (const r of rejected) this.#log.debug`Rejected item ${r.index}: ${r.reason}`;
-        details.accepted = outcomes.map((o) => o.id);
+        details.accepted = [...outcomes.map((o) => o.id), ...lateKnown];
         details.known = known;
         details.rejected = rejected;
         if (rejected.length > 0) firstProblem = `item ${rejected[0].index}: ${rejected[0].reason}`;
       }
-      acceptedAny ||= valid.length > 0 || pool.length === 0;
+      acceptedAny ||= valid.length > 0 || lateKnown.length > 0 || pool.length === 0;
     }
     if (Array.isArray(blocks)) {
       const result = await this.#mergeBlocks(blocks, session);
