@@ -18,6 +18,10 @@ export const COMMANDS: Record<
   serve: { summary: "run the node's WebSocket server", load: () => import("./commands/serve.ts") },
   build: { summary: "run the block builder", load: () => import("./commands/build.ts") },
   send: { summary: "send a transaction to a node", load: () => import("./commands/send.ts") },
+  wallet: {
+    summary: "create a signing key (wallet new) or show one (wallet show FILE)",
+    load: () => import("./commands/wallet.ts"),
+  },
   blocks: { summary: "list a node's blocks", load: () => import("./commands/blocks.ts") },
   pool: { summary: "list a node's pool", load: () => import("./commands/pool.ts") },
   balance: { summary: "show an address's balance", load: () => import("./commands/balance.ts") },

@@ -732,3 +732,82 @@ Deno.test("serve on a port in use exits 1 with one line; build --once packs and 
     }, { path: db });
   });
 });
+
+Deno.test("wallet new and show; signed send, build and verify under --require-signatures", async () => {
+  await withTempDir(async (dir) => {
+    // A key file readable by its owner only, never overwritten.
+    const minterKey = `${dir}/minter.json`;
+    const made = assertOk(await runMain(["wallet", "new", "--out", minterKey]));
+    assert.match(made[0], /^address  [0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-/);
+    assert.equal(made[1], `key file ${minterKey} (keep it secret: it spends)`);
+    const minter = made[0].slice(9);
+    assert.equal((await Deno.stat(minterKey)).mode! & 0o777, 0o600);
+    const before = await Deno.readTextFile(minterKey);
+    assertFails(
+      await runMain(["wallet", "new", "--out", minterKey]),
+      "wallet",
+      `${minterKey} already exists; a key file is never overwritten`,
+    );
+    assert.equal(await Deno.readTextFile(minterKey), before);
+    const shown = assertOk(await runMain(["wallet", "show", minterKey]));
+    assert.equal(shown[0], `address  ${minter}`);
+    assert.match(shown[1], /^pubkey   [A-Za-z0-9_-]{43}$/);
+    assertFails(await runMain(["wallet", "show", `${dir}/none.json`]), "wallet", /no key file at/);
+    assertUsage(await runMain(["wallet", "old"]), "wallet", /unknown subcommand "old"/);
+    const aliceKey = `${dir}/alice.json`;
+    const alice = JSON.parse(
+      assertOk(await runMain(["wallet", "new", "--out", aliceKey, "--json"]))[0],
+    ).address;
+
+    const db = `${dir}/signed.kv`;
+    const flags = ["--rule", "count", "-k", "1", "--require-signatures", "--minter", minter];
+    await withNode(async (node) => {
+      const run = (...args: string[]) => runMain([...args, "-n", node.url]);
+      assertFails(
+        await run("send", "--from", alice, "--to", BF2, "--amount", "1"),
+        "send",
+        /^foxchain send: node answered 400: Nothing accepted: item 0: missing signature/,
+      );
+      assertFails(
+        await run("send", "--key", aliceKey, "--from", GENESIS, "--to", BF2, "--amount", "1"),
+        "send",
+        /item 0: mint by a non-minter/,
+      );
+      assertUsage(
+        await run("send", "--key", aliceKey, "--from", BF0, "--to", BF2, "--amount", "1"),
+        "send",
+        /with --key the sender is the key's address/,
+      );
+      const mint = assertOk(
+        await run("send", "--key", minterKey, "--from", GENESIS, "--to", alice, "--amount", "100"),
+      );
+      assert.equal(mint[1], "node: 202 Accepted");
+      const spend = assertOk(await run("send", "--key", aliceKey, "--to", BF2, "--amount", "30"));
+      assert.equal(spend[1], "node: 202 Accepted");
+      const status = assertOk(await run("status"));
+      assert.equal(
+        status[3],
+        `rules    count >= 1; bare blocks refused; signatures required, minters ${minter}`,
+      );
+    }, {
+      path: db,
+      rules: {
+        rules: [{ kind: "count", size: 1 }],
+        acceptBareBlocks: false,
+        signatures: { required: true, minters: [minter] },
+      },
+    });
+    const once = await runMain(["build", "--once", "--db", db, ...flags]);
+    assert.equal(once.code, 0, once.stderr);
+    assert.match(once.stderr, /Done: 1 block added, 0 dropped\./);
+    assert.deepEqual(assertOk(await runMain(["verify", "--db", db, "--indexes", ...flags])), [
+      "Ledger is valid: 1 block, 2 transactions, indexes agree.",
+    ]);
+    // Under a policy naming no minter, the same chain's mint is refused.
+    assertFails(
+      await runMain(["verify", "--db", db, "--rule", "count", "-k", "1", "--require-signatures"]),
+      "verify",
+      /^foxchain verify: ledger is invalid at height 0: item 0: mint by a non-minter/,
+    );
+  });
+});

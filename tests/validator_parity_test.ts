@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { type Block, blockHash, makeBlock } from "../lib/core/block.ts";
 import { MAX_BLOCK_ITEMS } from "../lib/core/params.ts";
-import type { Item } from "../lib/core/transaction.ts";
+import { type Item, signTx, type Tx } from "../lib/core/transaction.ts";
+import { newWallet } from "../lib/core/keys.ts";
 import type { ChainRules } from "../lib/consensus/rules.ts";
 import { verifyBlocks } from "../lib/consensus/verify.ts";
 import { openStore } from "../lib/store/store.ts";
@@ -96,32 +97,121 @@ const CASES: [name: string, block: Block, reason: RegExp][] = [
 // The bad link case needs its own block: linked to a hash that is not b0's.
 CASES[1][1] = makeBlock(1, "ef".repeat(32), [tx(A, B, 1, T0 + 1)], CASES[1][1].proof);
 
+/**
+ * Asserts that `block` on top of `base` is refused by verify, appendBlock and acceptBlock
+ * with one reason matching `reason`, and that nothing was appended.
+ */
+async function assertRefusedAlike(
+  name: string,
+  base: Block,
+  block: Block,
+  reason: RegExp,
+  rules: ChainRules,
+): Promise<void> {
+  const verdict = await verifyBlocks([base, block], rules, NOW);
+  assert.equal(verdict.ok, false, `verify passed ${name}`);
+  assert.ok(!verdict.ok);
+  assert.equal(verdict.height, 1);
+  assert.match(verdict.reason, reason);
+
+  const store = await openStore(":memory:", { rules, clock: LATER });
+  try {
+    assert.ok((await store.appendBlock(base)).ok);
+    const appended = await store.appendBlock(block);
+    assert.deepEqual(appended, { ok: false, conflict: false, reason: verdict.reason });
+    const accepted = await store.acceptBlock(block);
+    if (name === "bad link") {
+      // A block linked to an unknown parent cannot be judged yet: it waits for the parent.
+      assert.equal(accepted.status, "orphan");
+    } else {
+      assert.deepEqual(accepted, { status: "invalid", reason: verdict.reason });
+    }
+    assert.equal((await store.tip()).hash, base.hash, "nothing was appended");
+  } finally {
+    await store.close();
+  }
+}
+
 for (const [name, block, reason] of CASES) {
   Deno.test(`one validator: ${name} is refused alike by appendBlock, acceptBlock and verify`, async () => {
-    const verdict = await verifyBlocks([b0, block], RULES, NOW);
-    assert.equal(verdict.ok, false, `verify passed ${name}`);
-    assert.ok(!verdict.ok);
-    assert.equal(verdict.height, 1);
-    assert.match(verdict.reason, reason);
-
-    const store = await openStore(":memory:", { rules: RULES, clock: LATER });
-    try {
-      assert.ok((await store.appendBlock(b0)).ok);
-      const appended = await store.appendBlock(block);
-      assert.deepEqual(appended, { ok: false, conflict: false, reason: verdict.reason });
-      const accepted = await store.acceptBlock(block);
-      if (name === "bad link") {
-        // A block linked to an unknown parent cannot be judged yet: it waits for the parent.
-        assert.equal(accepted.status, "orphan");
-      } else {
-        assert.deepEqual(accepted, { status: "invalid", reason: verdict.reason });
-      }
-      assert.equal((await store.tip()).hash, b0.hash, "nothing was appended");
-    } finally {
-      await store.close();
-    }
+    await assertRefusedAlike(name, b0, block, reason, RULES);
   });
 }
+
+// ---- signatures (issue 10): the same table on a network that requires them ------------------
+
+const minter = await newWallet();
+const alice = await newWallet();
+const bob = await newWallet();
+/** The table's network with the signature rule: `minter` may mint. */
+const SIGNED: ChainRules = { ...RULES, signatures: { required: true, minters: [minter.address] } };
+const s0 = child(null, [
+  await signTx({ sender: GENESIS, receiver: alice.address, amount: 100, t: T0 }, minter),
+]);
+const spend = await signTx({ sender: alice.address, receiver: B, amount: 10, t: T0 + 1 }, alice);
+/** A block on s0 holding `items` as given (chained and hashed, nothing checked). */
+const onS0 = (txs: Tx[]) => child(s0, txs);
+
+const SIGNED_CASES: [name: string, block: Block, reason: RegExp][] = [
+  [
+    "a forged transfer (alice's key and address, signed by bob)",
+    onS0([{ ...spend, sig: (await signTx({ ...spend }, bob)).sig }]),
+    /item 0: signature does not verify/,
+  ],
+  [
+    "a transfer changed after signing",
+    onS0([{ ...spend, amount: 90 }]),
+    /item 0: signature does not verify/,
+  ],
+  [
+    "an unsigned transfer",
+    onS0([{ sender: alice.address, receiver: B, amount: 10, t: T0 + 1 }]),
+    /item 0: missing signature/,
+  ],
+  [
+    "a transfer signed by a key that is not the sender's",
+    onS0([await signTx({ ...spend, sender: alice.address }, bob)]),
+    /item 0: public key does not match the sender address/,
+  ],
+  [
+    "a mint by a non-minter",
+    onS0([await signTx({ sender: GENESIS, receiver: bob.address, amount: 5, t: T0 + 1 }, alice)]),
+    /item 0: mint by a non-minter/,
+  ],
+  [
+    "a malformed signature",
+    onS0([{ ...spend, sig: "AAAA" }]),
+    /item 0: malformed signature/,
+  ],
+  [
+    "a malformed public key",
+    onS0([{ ...spend, pubkey: "AAAA" }]),
+    /item 0: malformed public key/,
+  ],
+];
+
+for (const [name, block, reason] of SIGNED_CASES) {
+  Deno.test(`one validator: ${name} is refused alike by appendBlock, acceptBlock and verify`, async () => {
+    await assertRefusedAlike(name, s0, block, reason, SIGNED);
+  });
+}
+
+Deno.test("one validator: a signed spend passes all three under the signature rule", async () => {
+  const good = onS0([spend]);
+  assert.deepEqual(await verifyBlocks([s0, good], SIGNED, NOW), {
+    ok: true,
+    height: 1,
+    transactions: 2,
+  });
+  const store = await openStore(":memory:", { rules: SIGNED, clock: LATER });
+  try {
+    assert.ok((await store.appendBlock(s0)).ok);
+    assert.deepEqual(await store.acceptBlock(good), { status: "extended", height: 1 });
+    assert.equal(await store.balance(alice.address), 90);
+  } finally {
+    await store.close();
+  }
+});
 
 Deno.test("one validator: the valid block of the table's shape passes all three", async () => {
   const good = child(b0, [tx(A, B, 60, T0 + 1), tx(A, C, 40, T0 + 2)]);

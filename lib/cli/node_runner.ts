@@ -5,7 +5,8 @@
 import { Builder, type BuilderOptions } from "../node/builder.ts";
 import { CliError, durationFlag, type FlagValues, intFlag, UsageError } from "./cli.ts";
 import { logger, setupLogging } from "../node/log.ts";
-import { DEFAULT_MAX_BLOCK, MAX_BLOCK_ITEMS } from "../core/params.ts";
+import { DEFAULT_MAX_BLOCK, GENESIS, MAX_BLOCK_ITEMS } from "../core/params.ts";
+import { isAddress } from "../core/transaction.ts";
 import { Protocol } from "../node/protocol.ts";
 import {
   DEFAULT_AGE_SECONDS,
@@ -69,6 +70,8 @@ export const RULE_FLAGS = {
   span: { type: "string" },
   age: { type: "string" },
   "accept-bare-blocks": { type: "boolean" },
+  "require-signatures": { type: "boolean" },
+  minter: { type: "string", multiple: true },
 } as const;
 
 export const RULE_HELP =
@@ -80,7 +83,12 @@ export const RULE_HELP =
       --age DURATION     age rule: cut when now - earliest t >= DURATION (default: 10m)
       --accept-bare-blocks
                          take blocks without proof-of-write evidence (a lab-5 client's
-                         {items, prev_hash}); refused by default`;
+                         {items, prev_hash}); refused by default
+      --require-signatures
+                         every transfer must be signed by its sender's key (foxchain send
+                         --key); unsigned or forged ones are refused at admission and in blocks
+      --minter ADDRESS   with --require-signatures: a wallet address whose key may sign a
+                         mint (from GENESIS); repeat for several (default: none may mint)`;
 
 /** Flags of the builder. */
 export const BUILD_FLAGS = {
@@ -116,7 +124,29 @@ export function chainRules(v: FlagValues<typeof RULE_FLAGS>): ChainRules {
   if (v.span !== undefined && !rules.some((r) => r.kind === "span")) {
     throw new UsageError(`--span sets the span rule: add --rule span`);
   }
-  return { rules, acceptBareBlocks: v["accept-bare-blocks"] ?? false };
+  const chain: ChainRules = { rules, acceptBareBlocks: v["accept-bare-blocks"] ?? false };
+  if (v["require-signatures"]) {
+    chain.signatures = { required: true, minters: minterFlags(v.minter ?? []) };
+  } else if (v.minter !== undefined) {
+    throw new UsageError(`--minter only applies with --require-signatures`);
+  }
+  return chain;
+}
+
+/** The --minter addresses, lowercased, each once, sorted (the rules compare as one text). */
+function minterFlags(given: readonly string[]): string[] {
+  const minters = new Set<string>();
+  for (const text of given) {
+    const address = text.trim().toLowerCase();
+    if (!isAddress(address)) {
+      throw new UsageError(`--minter must be a wallet address (a UUID), got "${text}"`);
+    }
+    if (address === GENESIS) {
+      throw new UsageError(`--minter must be a wallet's address, not GENESIS`);
+    }
+    minters.add(address);
+  }
+  return [...minters].sort();
 }
 
 /** Builder options from parsed BUILD_FLAGS (its rules are the network's). */

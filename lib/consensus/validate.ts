@@ -9,6 +9,7 @@ import { type Block, checkBlockShape } from "../core/block.ts";
 import { MAX_BLOCK_ITEMS } from "../core/params.ts";
 import { checkProof, isFromTheFuture } from "./proof.ts";
 import type { ChainRules } from "./rules.ts";
+import { checkBlockSignatures } from "./signatures.ts";
 
 /** What the validator needs to know of the chain a block extends. */
 export interface ParentState {
@@ -39,8 +40,9 @@ export type Validation = { ok: true; effects: BlockEffects } | { ok: false; reas
  * Decides whether `block` is valid on top of `parent` under the network's rules, with the
  * receiver's clock at `nowSeconds` (for the block time). Checks, in order: item count, shape
  * (fields, item chain, hash, proof fields), height and link to the parent, proof-of-write
- * evidence, transactions already in the chain or twice in the block, balances (running, so a
- * double spend inside the block fails). `checkedIds`: the ids `checkBlockHeader` gave for this
+ * evidence, signatures (the network's signature rule, `checkSignature`), transactions already
+ * in the chain or twice in the block, balances (running, so a double spend inside the block
+ * fails). `checkedIds`: the ids `checkBlockHeader` gave for this
  * block on this parent, when the caller ran it first; the header checks are then not repeated.
  *
  * @example
@@ -94,8 +96,9 @@ export interface HeaderFault {
 
 /**
  * The checks that need only the parent's height, hash and time: item count, shape (fields,
- * item chain, hash, proof fields), height and link, and the proof-of-write evidence. Given
- * `ids`, each item's transaction id is pushed there. Returns null when all pass.
+ * item chain, hash, proof fields), height and link, the proof-of-write evidence and the
+ * signatures. Given `ids`, each item's transaction id is pushed there. Returns null when all
+ * pass.
  */
 export function checkBlockHeader(
   block: Block,
@@ -136,6 +139,10 @@ export function checkBlockHeader(
   }
   const proof = checkProof(block, parent.time, chain, nowSeconds);
   if (proof) return { reason: proof, lasting: !isFromTheFuture(block, nowSeconds) };
+  // Verified synchronously (node:crypto's Ed25519), so this stays one pure function: see
+  // docs/decisions.md, "Signatures". The hash matched, so a bad signature is the block's own.
+  const signatures = checkBlockSignatures(block.items, chain);
+  if (signatures) return { reason: signatures, lasting: true };
   return null;
 }
 

@@ -13,6 +13,7 @@ import {
   itemTexts,
   show,
   type Tx,
+  withSignature,
 } from "./transaction.ts";
 
 /**
@@ -50,18 +51,22 @@ export interface Block {
 /** A block as a client or a lab tracker may send it: the height is optional (it follows the parent). */
 export type WireBlock = Omit<Block, "height"> & { height?: number };
 
-/** Chains transactions into items: each item's `prev_hash` is the hash of the item before it. */
+/**
+ * Chains transactions into items: each item's `prev_hash` is the hash of the item before it.
+ * A signed transaction's `pubkey` and `sig` go into its item (the block hash covers them; the
+ * item chain, like the id, covers the lab's five fields).
+ */
 export function chainItems(txs: readonly Tx[]): Item[] {
   const items: Item[] = [];
   let prev: string | null = null;
   for (const tx of txs) {
-    const item: Item = {
+    const item: Item = withSignature({
       sender: tx.sender,
       receiver: tx.receiver,
       amount: tx.amount,
       t: tx.t,
       prev_hash: prev,
-    };
+    }, tx);
     prev = itemHash(item);
     items.push(item);
   }
@@ -83,10 +88,39 @@ export function blockHash(
 
 /**
  * The canonical JSON of one item inside a block's encoding: the fixed five-field shape when
- * the item has exactly those fields, else the general encoder (which would keep any extra).
+ * the item has exactly those fields, the fixed seven-field shape of a signed item, else the
+ * general encoder (which keeps any extra field, so the hash covers everything an item holds).
  */
 function itemText(item: Item): string {
-  return hasItemShape(item) ? itemCanonical(item) : canonicalJson(item as unknown as Json);
+  if (hasItemShape(item)) return itemCanonical(item);
+  return signedItemText(item, false) ?? canonicalJson(item as unknown as Json);
+}
+
+const BASE64URL_CHARS = /^[A-Za-z0-9_-]*$/;
+
+/**
+ * A signed item's canonical JSON written out directly (keys in RFC 8785 order), or null when
+ * the item is not exactly the seven fields with plain values. `checked`: the addresses and
+ * `prev_hash` are known to need no escaping (checkBlockShape has checked them).
+ */
+function signedItemText(item: Item, checked: boolean): string | null {
+  const { amount, prev_hash, pubkey, receiver, sender, sig, t } = item;
+  if (
+    Object.keys(item).length !== 7 || !Object.hasOwn(item, "pubkey") ||
+    !Object.hasOwn(item, "sig") || !Object.hasOwn(item, "amount") ||
+    !Object.hasOwn(item, "prev_hash") || !Object.hasOwn(item, "receiver") ||
+    !Object.hasOwn(item, "sender") || !Object.hasOwn(item, "t") ||
+    typeof pubkey !== "string" || typeof sig !== "string" || !BASE64URL_CHARS.test(pubkey) ||
+    !BASE64URL_CHARS.test(sig) || typeof amount !== "number" || !Number.isFinite(amount) ||
+    typeof t !== "number" || !Number.isFinite(t) || typeof receiver !== "string" ||
+    typeof sender !== "string" || (prev_hash !== null && typeof prev_hash !== "string")
+  ) {
+    return null;
+  }
+  const q = checked ? (text: string) => `"${text}"` : (text: string) => JSON.stringify(text);
+  return `{"amount":${amount},"prev_hash":${prev_hash === null ? "null" : q(prev_hash)},` +
+    `"pubkey":"${pubkey}","receiver":${q(receiver)},"sender":${q(sender)},"sig":"${sig}",` +
+    `"t":${t}}`;
 }
 
 /** True when the item's own keys are exactly the five fields of an item. */
@@ -163,8 +197,11 @@ export function checkBlockShape(block: Block, ids?: string[]): string | null {
     const extra = Object.keys(item).find((k) => !ITEM_FIELDS.has(k));
     if (extra !== undefined) return `item ${i}: unknown field ${JSON.stringify(extra)}`;
     const [itemJson, txJson] = itemTexts(item, true);
-    const shaped = hasItemShape(item);
-    texts.push(shaped ? itemJson : canonicalJson(item as unknown as Json));
+    texts.push(
+      hasItemShape(item)
+        ? itemJson
+        : signedItemText(item, true) ?? canonicalJson(item as unknown as Json),
+    );
     prev = sha256Hex(itemJson);
     ids?.push(idOf(item.t, sha256Hex(txJson)));
   }
@@ -173,13 +210,16 @@ export function checkBlockShape(block: Block, ids?: string[]): string | null {
   return null;
 }
 
-/** The transaction inside an item (without its chain link). */
+/** The transaction inside an item (without its chain link, with its signature if any). */
 export function itemTx(item: Item): Tx {
-  return { sender: item.sender, receiver: item.receiver, amount: item.amount, t: item.t };
+  return withSignature(
+    { sender: item.sender, receiver: item.receiver, amount: item.amount, t: item.t },
+    item,
+  );
 }
 
-/** The fields an item may carry. */
-const ITEM_FIELDS = new Set(["sender", "receiver", "amount", "t", "prev_hash"]);
+/** The fields an item may carry: the lab's five, and a signed transaction's two. */
+const ITEM_FIELDS = new Set(["sender", "receiver", "amount", "t", "prev_hash", "pubkey", "sig"]);
 
 /** The rules a proof may name. */
 const PROOF_RULES = new Set(["span", "count", "age"]);

@@ -3,6 +3,7 @@
  * that decide whether one may enter the pool.
  */
 import { canonicalJson, sha256Hex } from "./hash.ts";
+import { checkSignatureEncoding, signText, type Wallet } from "./keys.ts";
 import { MAX_AGE_SECONDS, MAX_AMOUNT, MAX_FUTURE_SECONDS, MAX_T, MIN_T } from "./params.ts";
 
 /** A transaction as it waits in the pool (`prev_hash` is set only inside a block). */
@@ -15,6 +16,13 @@ export interface Tx {
   amount: number;
   /** POSIX seconds (float, microsecond precision when stamped by a node). */
   t: number;
+  /**
+   * The signer's raw Ed25519 public key, base64url; absent on an unsigned (lab) transaction.
+   * Set only together with `sig`, and never as an own property holding undefined.
+   */
+  pubkey?: string;
+  /** Ed25519 signature (base64url) of `txCanonical(tx)`, the bytes the id is computed from. */
+  sig?: string;
 }
 
 /** A transaction inside a block: `prev_hash` is the hash of the item before it, null first. */
@@ -23,9 +31,39 @@ export interface Item extends Tx {
   prev_hash: string | null;
 }
 
-/** The wire shape of a pooled transaction, exactly as the lab prints it. */
+/**
+ * The wire shape of a pooled transaction, exactly as the lab prints it, plus `pubkey` and `sig`
+ * when it is signed (lab clients ignore them).
+ */
 export function txToWire(tx: Tx): Item {
-  return { sender: tx.sender, receiver: tx.receiver, amount: tx.amount, t: tx.t, prev_hash: null };
+  return withSignature(
+    { sender: tx.sender, receiver: tx.receiver, amount: tx.amount, t: tx.t, prev_hash: null },
+    tx,
+  );
+}
+
+/**
+ * `tx` signed by `wallet`: its `pubkey` and the Ed25519 signature of `txCanonical(tx)`, the
+ * bytes its id is computed from (so any change to sender, receiver, amount or `t` voids it).
+ *
+ * @example
+ * ```ts
+ * const wallet = await newWallet();
+ * const signed = await signTx({ sender: wallet.address, receiver: B, amount: 5, t: Date.now() / 1000 }, wallet);
+ * ```
+ */
+export async function signTx(tx: Tx, wallet: Pick<Wallet, "pubkey" | "privateKey">): Promise<Tx> {
+  const { sender, receiver, amount, t } = tx;
+  const unsigned: Tx = { sender, receiver, amount, t };
+  const sig = await signText(wallet.privateKey, txCanonical(unsigned));
+  return { ...unsigned, pubkey: wallet.pubkey, sig };
+}
+
+/** `target` with the signature of `from` copied onto it, when `from` has one. */
+export function withSignature<T extends Tx>(target: T, from: Tx): T {
+  if (from.pubkey !== undefined) target.pubkey = from.pubkey;
+  if (from.sig !== undefined) target.sig = from.sig;
+  return target;
 }
 
 /**
@@ -176,7 +214,9 @@ export function checkTxFields(tx: Tx): string | null {
  * Turns one untrusted `merge` item into a transaction, or says why not. Addresses are
  * lowercased; a missing or null `t` is stamped; a given `t` is kept (never re-stamped) but must
  * lie within the admission window (10 s ahead, 90 s old), which is shorter than the default
- * span, so nobody can force the span rule with a made-up time.
+ * span, so nobody can force the span rule with a made-up time. `pubkey` and `sig` are kept
+ * when well formed (whether they verify, and whether the network requires them, is the
+ * network's signature rule: `admitUnder` in lib/consensus/signatures.ts).
  */
 export function admitTx(input: unknown, opts: AdmitOptions): Checked<Tx> {
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
@@ -198,6 +238,13 @@ export function admitTx(input: unknown, opts: AdmitOptions): Checked<Tx> {
     };
   }
   let t = fields.t;
+  if ((t === undefined || t === null) && (fields.sig ?? undefined) !== undefined) {
+    // Stamping it here would change the bytes its signature covers.
+    return {
+      ok: false,
+      reason: `"t" is missing: a signed transaction carries the t it was signed with`,
+    };
+  }
   if (t === undefined || t === null) {
     t = opts.stamp();
   } else if (typeof t !== "number" || !Number.isFinite(t)) {
@@ -217,5 +264,15 @@ export function admitTx(input: unknown, opts: AdmitOptions): Checked<Tx> {
   }
   const tx: Tx = { sender: sender.value, receiver: receiver.value, amount, t: t as number };
   const bad = checkTxFields(tx);
-  return bad ? { ok: false, reason: bad } : { ok: true, value: tx };
+  if (bad) return { ok: false, reason: bad };
+  // null counts as absent, as for `t`; anything else must be a well-formed key and signature.
+  const pubkey = fields.pubkey ?? undefined;
+  const sig = fields.sig ?? undefined;
+  const malformed = checkSignatureEncoding(pubkey, sig);
+  if (malformed) return { ok: false, reason: malformed };
+  if (pubkey !== undefined) {
+    tx.pubkey = pubkey as string;
+    tx.sig = sig as string;
+  }
+  return { ok: true, value: tx };
 }

@@ -15,6 +15,7 @@ import {
 } from "../core/params.ts";
 import { describeRules, type PoolStats, type Rule, shouldCut } from "../core/rules.ts";
 import { proofFor } from "../consensus/proof.ts";
+import { checkSignature } from "../consensus/signatures.ts";
 import type { Dropped, Store } from "../store/store.ts";
 import { type Tx, txToWire } from "../core/transaction.ts";
 import { plural } from "../core/words.ts";
@@ -106,8 +107,9 @@ export class Builder {
   }
 
   /**
-   * Builds at most one block if a rule holds now. Transactions whose sender cannot pay (given
-   * the balances after the ones before it in this block) are dropped with their reason.
+   * Builds at most one block if a rule holds now. Transactions that break the signature rule,
+   * or whose sender cannot pay (given the balances after the ones before it in this block),
+   * are dropped with their reason.
    */
   async buildOnce(): Promise<PassResult> {
     const none = (reason: string): PassResult => ({ blocks: [], added: 0, dropped: [], reason });
@@ -135,7 +137,9 @@ export class Builder {
       const included = [];
       const dropped: Dropped[] = [];
       for (const tx of txs) {
-        const reason = balances.apply(tx);
+        // Admission checked the signature rule; a pool filled another way (a library caller)
+        // must not make a block the validator refuses, which would stall the builder.
+        const reason = checkSignature(tx, this.store.rules) ?? balances.apply(tx);
         if (reason === null) {
           included.push(tx);
         } else {

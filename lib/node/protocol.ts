@@ -6,6 +6,7 @@
 import type { Logger } from "@logtape/logtape";
 import { blockHash, type Proof, type WireBlock } from "../core/block.ts";
 import { describeChainRules } from "../consensus/rules.ts";
+import { admitUnder } from "../consensus/signatures.ts";
 import { type Clock, monotonicStamper, systemClock } from "../core/clock.ts";
 import { Feed, type FeedOptions, type Subscriber } from "./feed.ts";
 import { logger } from "./log.ts";
@@ -13,7 +14,6 @@ import type { AcceptResult, AddOutcome, Store } from "../store/store.ts";
 import { BadCursor } from "../store/cursor.ts";
 import { BlockIntake } from "./block_intake.ts";
 import {
-  admitTx,
   checkTxFields,
   isAddress,
   type Item,
@@ -22,6 +22,7 @@ import {
   TX_ID,
   txId,
   txToWire,
+  withSignature,
 } from "../core/transaction.ts";
 import { RELAY_MAX_AGE_SECONDS } from "../core/params.ts";
 import { plural } from "../core/words.ts";
@@ -403,11 +404,11 @@ export class Protocol {
         };
         // A linked peer relays what it admitted, maybe late (queued behind a partition, or
         // found by pool reconciliation): its transactions may be older than a client's.
-        const checked = admitTx(item, {
+        const checked = admitUnder(item, {
           now,
           stamp,
           maxAgeSeconds: session.peer ? RELAY_MAX_AGE_SECONDS : undefined,
-        });
+        }, this.store.rules);
         if (checked.ok) valid.push({ tx: checked.value, stamped });
         else {
           // Too old, but maybe one we hold already (a tracker relays whole pools): that is
@@ -731,13 +732,18 @@ function parseWireBlock(input: unknown): string | WireBlock {
   for (const [i, raw] of b.items.entries()) {
     if (typeof raw !== "object" || raw === null) return `item ${i} is not an object`;
     const r = raw as Record<string, unknown>;
-    const item = {
-      sender: r.sender,
-      receiver: r.receiver,
-      amount: r.amount,
-      t: r.t,
-      prev_hash: r.prev_hash ?? null,
-    } as Item;
+    // A signed item keeps its pubkey and sig (the block hash covers them, the validator checks
+    // them); whatever else an item carries is dropped, as the lab did.
+    const item = withSignature(
+      {
+        sender: r.sender,
+        receiver: r.receiver,
+        amount: r.amount,
+        t: r.t,
+        prev_hash: r.prev_hash ?? null,
+      } as Item,
+      { pubkey: r.pubkey ?? undefined, sig: r.sig ?? undefined } as Tx,
+    );
     const bad = checkTxFields(item);
     if (bad) return `item ${i}: ${bad}`;
     if (item.prev_hash !== null && typeof item.prev_hash !== "string") {

@@ -3,7 +3,7 @@
  * read from the store once, then advanced block by block as a run or a branch is validated and
  * written. Used by appends, reorgs and orphan settling alike.
  */
-import type { Block } from "../core/block.ts";
+import { type Block, itemTx } from "../core/block.ts";
 import { isAddress, type Item, type Tx } from "../core/transaction.ts";
 import type { BlockEffects, ParentState } from "../consensus/validate.ts";
 import { getAll } from "./kv.ts";
@@ -111,8 +111,4 @@ export class BranchState implements ParentState {
     this.time = parent.time;
     this.chainLimit = parent.height;
   }
-}
-
-function itemTx(item: Item): Tx {
-  return { sender: item.sender, receiver: item.receiver, amount: item.amount, t: item.t };
 }
