@@ -33,11 +33,14 @@ export {
   isAddress,
   type Item,
   itemHash,
+  signTx,
   type Tx,
   TX_ID,
+  txCanonical,
   txHash,
   txId,
   txToWire,
+  withSignature,
 } from "./lib/core/transaction.ts";
 export {
   type Block,
@@ -154,6 +157,27 @@ export {
 } from "./lib/consensus/validate.ts";
 export { best, better, type ChainEnd } from "./lib/consensus/fork_choice.ts";
 export { checkProof, isFromTheFuture, proofFor } from "./lib/consensus/proof.ts";
-export { type ChainRules, DEFAULT_CHAIN_RULES, describeChainRules } from "./lib/consensus/rules.ts";
+export {
+  type ChainRules,
+  DEFAULT_CHAIN_RULES,
+  describeChainRules,
+  describeSignaturePolicy,
+  NO_SIGNATURES,
+  type SignaturePolicy,
+  signaturePolicy,
+} from "./lib/consensus/rules.ts";
+export { admitUnder, checkBlockSignatures, checkSignature } from "./lib/consensus/signatures.ts";
+export {
+  addressOfKey,
+  addressOfPubkey,
+  checkSignatureEncoding,
+  newWallet,
+  PUBLIC_KEY_BYTES,
+  SIGNATURE_BYTES,
+  signText,
+  verifySignature,
+  type Wallet,
+  walletFromJwk,
+} from "./lib/core/keys.ts";
 export { commitWithRetry, isLockedError, type RetryPolicy } from "./lib/store/kv.ts";
 export { setupLogging } from "./lib/node/log.ts";

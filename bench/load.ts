@@ -29,7 +29,14 @@ export interface IngestRun {
  */
 export async function ingest(
   url: string,
-  opts: { clients: number; batch: number; total: number; timeLimitMs: number },
+  opts: {
+    clients: number;
+    batch: number;
+    total: number;
+    timeLimitMs: number;
+    /** The i-th transaction's JSON text (default: a transfer between generated accounts). */
+    item?: (i: number) => string;
+  },
 ): Promise<IngestRun> {
   const { clients, batch, total } = opts;
   const connections = await Promise.all(
@@ -50,6 +57,10 @@ export async function ingest(
     // with the node, so it should cost as little as possible.
     const items: string[] = [];
     for (let i = first; i < first + count; i++) {
+      if (opts.item) {
+        items.push(opts.item(i));
+        continue;
+      }
       items.push(
         `{"sender":"${account(i % 1000)}","receiver":"${account((i + 1) % 1000)}",` +
           `"amount":1,"t":${base + i / 1e6}}`,

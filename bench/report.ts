@@ -1,4 +1,5 @@
 /** The results of one `deno task bench` run, the targets they are judged by, and Markdown. */
+import type { SignedResults } from "./signed.ts";
 
 /** Everything one run measured. */
 export interface Results {
@@ -68,6 +69,8 @@ export interface Results {
     startupAllMs: number[];
   }[];
   memory: { chainBlocks: number; pool: number; acked: number; peakRssBytes: number };
+  /** Signed transfers against the raw Ed25519 verify rate (issue 10); absent in older runs. */
+  signed?: SignedResults;
 }
 
 /** One target of issue 4 and whether this run met it. */
@@ -130,6 +133,17 @@ export function verdicts(r: Results): Verdict[] {
     })`,
     met: v.verifyBlocksTxPerSecond / v.rawHashTxPerSecond >= 0.5,
   });
+  if (r.signed) {
+    const sg = r.signed;
+    out.push({
+      target: "signed verify and signed ingest >= 50% of the raw Ed25519 verify rate",
+      measured: `verify ${pct(sg.signedVerifyTxPerSecond / sg.rawVerifyPerSecond)}, ingest ${
+        pct(sg.signedIngestTxPerSecond / sg.rawVerifyPerSecond)
+      }`,
+      met: Math.min(sg.signedVerifyTxPerSecond, sg.signedIngestTxPerSecond) /
+          sg.rawVerifyPerSecond >= 0.5,
+    });
+  }
   const [short, long] = [r.lookups[0], r.lookups[r.lookups.length - 1]];
   const flat: [string, keyof Results["lookups"][number]][] = [
     ["store balance", "storeBalanceUs"],
@@ -322,6 +336,33 @@ export function renderMarkdown(r: Results): string {
       pct(v.verifyStoreTxPerSecond / v.rawHashTxPerSecond),
     ],
   ]);
+  if (r.signed) {
+    const sg = r.signed;
+    lines.push(`## Signed transfers (${int(sg.chainTxs)} signed transactions in the chain)`, "");
+    table(["what", "tx/s", "% of raw Ed25519 verify"], [
+      ["raw Ed25519 verify (node:crypto), keys parsed", int(sg.rawVerifyPerSecond), "100%"],
+      [
+        "verifyBlocks, signed chain, signature cache cold",
+        int(sg.signedVerifyTxPerSecond),
+        pct(sg.signedVerifyTxPerSecond / sg.rawVerifyPerSecond),
+      ],
+      [
+        "verifyBlocks, the same chain unsigned (reference)",
+        int(sg.unsignedVerifyTxPerSecond),
+        pct(sg.unsignedVerifyTxPerSecond / sg.rawVerifyPerSecond),
+      ],
+      [
+        `signed ingest, 50 x 100, --require-signatures (${int(sg.ingestTxs)} tx)`,
+        int(sg.signedIngestTxPerSecond),
+        pct(sg.signedIngestTxPerSecond / sg.rawVerifyPerSecond),
+      ],
+      [
+        "unsigned ingest, 50 x 100, same run (reference)",
+        int(sg.unsignedIngestTxPerSecond),
+        pct(sg.unsignedIngestTxPerSecond / sg.rawVerifyPerSecond),
+      ],
+    ]);
+  }
   lines.push("## Lookups and start-up against chain length", "");
   table(
     [

@@ -17,6 +17,7 @@ import { startNode } from "./node_proc.ts";
 import { renderMarkdown, type Results } from "./report.ts";
 import { timePeerApply, timeReorg } from "./reorg.ts";
 import { timeCatchUp, timePropagation, timeRelay } from "./network.ts";
+import { timeSigned } from "./signed.ts";
 
 /** Ingest configurations; `to` is where the pool is read as "large" (see the table). */
 const INGEST = [
@@ -150,6 +151,10 @@ try {
       await removeKv(`${name}.kv`);
     }
   }
+
+  await settle();
+  log("signed transfers: raw Ed25519 verify, signed verify and signed ingest...");
+  results.signed = await timeSigned(dir.path);
 
   results.build = [];
   for (const pool of BUILD_POOLS) {

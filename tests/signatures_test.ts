@@ -9,6 +9,7 @@ import {
   addressOfPubkey,
   checkSignatureEncoding,
   fromBase64Url,
+  isBase64Url,
   newWallet,
   type Wallet,
 } from "../lib/core/keys.ts";
@@ -343,4 +344,24 @@ Deno.test("merge {blocks}: a signed block keeps its signatures; a forged one is 
       await other.close();
     }
   });
+});
+
+Deno.test("isBase64Url gives fromBase64Url's verdict without decoding", () => {
+  const samples = [
+    alice.pubkey,
+    bob.pubkey,
+    "A".repeat(43),
+    "A".repeat(42) + "B",
+    "A".repeat(42) + "E",
+  ];
+  samples.push("A".repeat(86), "A".repeat(85) + "Q", "A".repeat(85) + "B", "+".repeat(43), "");
+  for (const text of samples) {
+    for (const bytes of [32, 64]) {
+      assert.equal(
+        isBase64Url(text, bytes),
+        fromBase64Url(text, bytes) !== null,
+        `${text} ${bytes}`,
+      );
+    }
+  }
 });

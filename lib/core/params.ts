@@ -49,8 +49,8 @@ export const MAX_AGE_SECONDS = 90;
 export const RELAY_MAX_AGE_SECONDS = 3600;
 
 /**
- * Admission policy: the most one transaction may move. Without signatures anyone may mint from
- * GENESIS, so this only keeps one request from spending the whole supply cap at once.
+ * Admission policy: the most one transaction may move. Without the signature rule anyone may
+ * mint from GENESIS, so this keeps one request from spending the whole supply cap at once.
  */
 export const MAX_AMOUNT = 1_000_000_000_000;
 
