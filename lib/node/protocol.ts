@@ -413,7 +413,7 @@ export class Protocol {
         else {
           // Too old, but maybe one we hold already (a tracker relays whole pools): that is
           // "known", not a rejection.
-          const late = admitTx(item, { now, stamp, maxAgeSeconds: Infinity });
+          const late = admitUnder(item, { now, stamp, maxAgeSeconds: Infinity }, this.store.rules);
           if (late.ok) tooOld.push({ index, tx: late.value, reason: checked.reason });
           else rejected.push({ index, reason: checked.reason });
         }
