@@ -262,3 +262,55 @@ Deno.test("a crash at any commit of a reorg leaves the old chain or the new one,
   }
   assert.ok(commits > 4 && commits < Infinity, `the switch made ${commits} commits`);
 });
+
+/**
+ * A store on a KV file with a side block arriving while a second writer on the same file (the
+ * merge of a peer's relay) adds that block's transactions just before the store's commit
+ * number `relayAt` of the accept (null: never). Returns the commits the accept made and the
+ * store's health afterwards.
+ */
+async function sideBlockWithRelay(relayAt: number | null) {
+  const path = await Deno.makeTempFile({ suffix: ".kv" });
+  const other = await openStore(path, { rules: COUNT1, clock: LATER });
+  const txs = Array.from({ length: 30 }, (_, i) => tx(GENESIS, addr(i + 1), 5, T0 + i));
+  let counting = false;
+  let commits = 0;
+  const kv = wrapKv(await Deno.openKv(path), {
+    before: async () => {
+      if (!counting) return;
+      commits++;
+      if (commits === relayAt) await other.addToPool(txs);
+    },
+  });
+  const store = new Store(kv, { rules: COUNT1, clock: LATER });
+  await store.init();
+  try {
+    // Our chain is longer: their block stays on a side branch, and its transactions (new
+    // here) are settled into the pool from the orphan list.
+    const ours = chainOn(null, [[tx(GENESIS, addr(99), 1, T0 + 50)], [
+      tx(GENESIS, addr(98), 1, T0 + 60),
+    ]]);
+    const [theirs] = chainOn(null, [txs]);
+    await feed(store, ours);
+    counting = true;
+    assert.equal((await store.acceptBlock(theirs)).status, "side");
+    counting = false;
+    const verdict = await verifyStore(store, { indexes: true, nowSeconds: LATER.now() / 1000 });
+    return { commits, verdict, pool: (await store.poolStats()).size };
+  } finally {
+    await store.close();
+    await other.close();
+    await Deno.remove(path).catch(() => {});
+  }
+}
+
+Deno.test("a relay of a side block's transactions while they are settled into the pool counts each once", async () => {
+  const { commits } = await sideBlockWithRelay(null);
+  // The relay lands just before each of the accept's commits in turn (the last one settles
+  // the orphans into the pool, from records it read before the relay).
+  for (let at = 1; at <= commits; at++) {
+    const { verdict, pool } = await sideBlockWithRelay(at);
+    assert.ok(verdict.ok, `relay before commit ${at} of ${commits}: ${JSON.stringify(verdict)}`);
+    assert.equal(pool, 30);
+  }
+});

@@ -747,7 +747,10 @@ export class Chain {
         entries.push({ key: e.key, value: e.value });
       }
       if (entries.length === 0) return;
-      const { tip, versionstamp } = await this.tipEntry();
+      const [{ tip, versionstamp }, poolGen] = await Promise.all([
+        this.tipEntry(),
+        this.kv.get(K.poolGen),
+      ]);
       if (tip.switching) return;
       const ids = entries.map((e) => txId(e.value.tx));
       const [records, balances] = await Promise.all([
@@ -785,6 +788,7 @@ export class Chain {
         }
       });
       let conflicted = false;
+      let genStamp = poolGen.versionstamp;
       for (let i = 0; i < writes.length && !conflicted; i += 300) {
         const budget = new CommitBudget(this.kv).check(K.tip, versionstamp);
         let poolDelta = 0;
@@ -796,7 +800,12 @@ export class Chain {
         }
         if (poolDelta !== 0) budget.sum(K.poolSize, poolDelta);
         if (entering) budget.sum(K.poolGen, 1n);
-        conflicted = !(await budget.commit()).ok;
+        // A merge may have pooled one of these since the records were read: its commit bumped
+        // poolgen, and pooling it again here would count it twice (the counter then drifts).
+        budget.check(K.poolGen, genStamp);
+        const result = await budget.commit();
+        conflicted = !result.ok;
+        if (result.ok && entering) genStamp = result.versionstamp;
       }
       if (!conflicted) return;
     }
