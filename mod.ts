@@ -115,9 +115,11 @@ export {
 } from "./lib/node/feed.ts";
 export {
   DEFAULT_LIMITS,
+  DEFAULT_STOP_TIMEOUT_MS,
   type RunningServer,
   type ServerLimits,
   type ServerOptions,
+  type ShutdownReport,
   startServer,
 } from "./lib/node/server.ts";
 export {

@@ -15,7 +15,12 @@ import {
   type Rule,
 } from "../core/rules.ts";
 import { type ChainRules, describeChainRules } from "../consensus/rules.ts";
-import { describeBinding, type RunningServer, startServer } from "../node/server.ts";
+import {
+  DEFAULT_STOP_TIMEOUT_MS,
+  describeBinding,
+  type RunningServer,
+  startServer,
+} from "../node/server.ts";
 import { openStore, type Store } from "../store/store.ts";
 import { DEFAULT_NETWORK } from "../net/hello.ts";
 import { Network, normalUrl } from "../net/network.ts";
@@ -42,12 +47,18 @@ export const SERVE_FLAGS = {
   port: { type: "string", short: "p" },
   hostname: { type: "string" },
   "max-message": { type: "string" },
+  "stop-timeout": { type: "string" },
 } as const;
 
 export const SERVE_HELP =
   `  -p, --port N           port to listen on (default: 9000; 0 picks a free one)
       --hostname HOST    address to listen on (default: 0.0.0.0)
-      --max-message N    largest request in bytes (default: 1048576)`;
+      --max-message N    largest request in bytes (default: 1048576)
+      --stop-timeout DURATION
+                         on Ctrl-C or SIGTERM, how long to keep answering the requests
+                         already received before closing (default: ${
+    DEFAULT_STOP_TIMEOUT_MS / 1000
+  })`;
 
 /** Flags of a node's place in a network. */
 export const NETWORK_FLAGS = {
@@ -164,7 +175,7 @@ export interface NodeConfig {
   rules: ChainRules;
   debug?: boolean;
   quiet?: boolean;
-  serve?: { hostname: string; port: number; maxMessageBytes: number };
+  serve?: { hostname: string; port: number; maxMessageBytes: number; stopTimeoutMs?: number };
   build?: BuilderOptions & { once?: boolean };
   /** Peers and network name; absent: the node links to no one (and answers `hello` 503). */
   network?: { name: string; peers: string[]; advertise: string | null };
@@ -197,6 +208,9 @@ export function serveOptions(v: FlagValues<typeof SERVE_FLAGS>): NonNullable<Nod
     hostname: v.hostname ?? "0.0.0.0",
     port: intFlag("port", v.port, 0, 65535) ?? 9000,
     maxMessageBytes: intFlag("max-message", v["max-message"], 1024, 64 << 20) ?? 1 << 20,
+    stopTimeoutMs:
+      (durationFlag("stop-timeout", v["stop-timeout"]) ?? DEFAULT_STOP_TIMEOUT_MS / 1000) *
+      1000,
   };
 }
 
@@ -210,7 +224,10 @@ async function open(db: string, rules: ChainRules): Promise<Store> {
 
 /**
  * Runs a server, a builder, or both on one store until Ctrl-C or SIGTERM, then shuts down
- * cleanly: no new requests, the pass under way finishes its commit, the store is closed.
+ * cleanly: new requests are refused, every request already received is answered (for at most
+ * the stop timeout), the builder's pass under way finishes its commit, the store is closed.
+ * A second Ctrl-C or SIGTERM exits at once (the store is crash-safe; unanswered requests
+ * were either committed whole or not at all).
  */
 export async function runNode(config: NodeConfig): Promise<number> {
   await setupLogging({ debug: config.debug, quiet: config.quiet });
@@ -222,6 +239,7 @@ export async function runNode(config: NodeConfig): Promise<number> {
   let protocol: Protocol | undefined;
   let network: Network | undefined;
   let leftNothing = false;
+  let now: (() => void) | undefined;
   try {
     if (config.build?.once) {
       const once = new Builder(store, config.build);
@@ -275,23 +293,32 @@ export async function runNode(config: NodeConfig): Promise<number> {
       builder = new Builder(store, config.build);
       builder.start();
     }
-    await new Promise<void>((resolve) => {
-      const stop = () => {
-        Deno.removeSignalListener("SIGINT", stop);
-        Deno.removeSignalListener("SIGTERM", stop);
-        resolve();
-      };
-      Deno.addSignalListener("SIGINT", stop);
-      Deno.addSignalListener("SIGTERM", stop);
-    });
+    await signalled(["SIGINT", "SIGTERM"]);
     log.info`Shutting down...`;
+    // While the stop waits for replies, a second signal ends the process at once.
+    now = () => {
+      log.warn`Stopping at once: requests still waiting get no reply.`;
+      Deno.exit(130);
+    };
+    Deno.addSignalListener("SIGINT", now);
+    Deno.addSignalListener("SIGTERM", now);
     return 0;
   } finally {
-    await builder?.stop();
-    await network?.stop();
-    await server?.shutdown();
+    // The requests already received are answered while the builder finishes its block; the
+    // network stops after the builder, so that block is still announced to peers.
+    await Promise.all([
+      (async () => {
+        await builder?.stop();
+        await network?.stop();
+      })(),
+      server?.shutdown({ timeoutMs: config.serve?.stopTimeoutMs }),
+    ]);
     await store.close();
     if (leftNothing) await removeDatabase(config.db);
+    if (now) {
+      Deno.removeSignalListener("SIGINT", now);
+      Deno.removeSignalListener("SIGTERM", now);
+    }
     if (server || builder) log.info`Stopped cleanly.`;
   }
 }
@@ -315,4 +342,15 @@ async function removeDatabase(db: string): Promise<void> {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
   }
+}
+
+/** Resolves on the first of `signals`; its listeners are removed then. */
+function signalled(signals: Deno.Signal[]): Promise<void> {
+  return new Promise((resolve) => {
+    const got = () => {
+      for (const s of signals) Deno.removeSignalListener(s, got);
+      resolve();
+    };
+    for (const s of signals) Deno.addSignalListener(s, got);
+  });
 }

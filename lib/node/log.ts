@@ -15,11 +15,21 @@ function stamp(ms: number): string {
     `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())},${p(d.getMilliseconds(), 3)}`;
 }
 
+/** A logged value as text: strings as they are, errors with their stack, the rest as JSON. */
+function showPart(part: unknown): string {
+  if (typeof part === "string") return part;
+  // JSON.stringify gives "{}" for an Error; its stack names the cause and where it was thrown.
+  if (part instanceof Error) return part.stack ?? `${part.name}: ${part.message}`;
+  try {
+    return JSON.stringify(part) ?? String(part);
+  } catch {
+    return String(part);
+  }
+}
+
 /** Formats a record as the lab's Python logging did, with the level for warnings and errors. */
 export function formatRecord(record: LogRecord): string {
-  const text = record.message.map((part) =>
-    typeof part === "string" ? part : JSON.stringify(part) ?? String(part)
-  ).join("");
+  const text = record.message.map(showPart).join("");
   const level = record.level === "warning" || record.level === "error" || record.level === "fatal"
     ? `${record.level.toUpperCase()} `
     : "";

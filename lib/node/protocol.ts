@@ -247,9 +247,9 @@ export class Protocol {
       await this.store.idle();
       return await handler(named ? args as Args : undefined, session);
     } catch (error) {
-      const why = error instanceof Error ? error.message : String(error);
-      this.#log.error`Operation ${op} failed: ${why}`;
-      return fail(500, `Operation "${op}" failed: ${why}`);
+      // The details (a KV error, a stack) are for the node's log, not for the client.
+      this.#log.error`Operation ${op} failed: ${error}`;
+      return fail(500, `Operation "${op}" failed on the node; try again later`);
     }
   }
 

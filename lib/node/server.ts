@@ -46,6 +46,35 @@ export interface ServerOptions {
   limits?: Partial<ServerLimits>;
 }
 
+/** How long a stop keeps answering the requests already received, by default (ms). */
+export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
+
+/** The reply to a request that came after the node began to stop. */
+export const SHUTTING_DOWN: Reply = {
+  status: 503,
+  error: "Node is shutting down; try again later.",
+  response: null,
+};
+
+/** The reply to a request whose handling threw unexpectedly (the node logs the details). */
+export const INTERNAL_ERROR: Reply = {
+  status: 500,
+  error: "Internal error; the node logged it.",
+  response: null,
+};
+
+/** What a graceful stop did. */
+export interface ShutdownReport {
+  /** Requests received before the stop and answered while it waited. */
+  answered: number;
+  /** Requests that came after the stop began, answered 503. */
+  refused: number;
+  /** Requests received before the stop but still queued at the deadline: not run. */
+  skipped: number;
+  /** True when the deadline passed before every request received was answered. */
+  timedOut: boolean;
+}
+
 /** A running server. */
 export interface RunningServer {
   /** The address it listens on. */
@@ -58,11 +87,16 @@ export interface RunningServer {
   readonly pageUrl: string;
   /** Open WebSocket connections. */
   connections(): number;
+  /** Requests received and not yet answered (or skipped), over all connections. */
+  pending(): number;
   /**
-   * Stops accepting, closes every connection, and waits for the requests under way to finish;
-   * requests still queued on a closed connection are skipped, not run.
+   * Stops gracefully: new connections are refused (503) and new requests on open ones are
+   * answered 503; every request received before is run and answered, for at most
+   * `timeoutMs` (default DEFAULT_STOP_TIMEOUT_MS); then every connection is closed (1001),
+   * requests still queued are skipped (not run), and the listener stops. Calling it again
+   * returns the first call's promise.
    */
-  shutdown(): Promise<void>;
+  shutdown(opts?: { timeoutMs?: number }): Promise<ShutdownReport>;
 }
 
 /** Starts the node's server. Resolves once it listens. */
@@ -70,8 +104,14 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
   const limits = { ...DEFAULT_LIMITS, ...opts.limits };
   const log = logger("server");
   const sockets = new Set<WebSocket>();
-  const inFlight = new Set<Promise<void>>();
+  /** The last step queued on each connection: it settles when that connection is idle. */
+  const tails = new Map<WebSocket, Promise<void>>();
   const protocol = opts.protocol;
+  /** Requests received and not yet answered or skipped, over all connections. */
+  let waiting = 0;
+  let idle: (() => void)[] = [];
+  let stopping: Promise<ShutdownReport> | null = null;
+  const counts = { answered: 0, refused: 0, skipped: 0 };
 
   const handler = (req: Request, info: Deno.ServeHandlerInfo): Response | Promise<Response> => {
     let url: URL;
@@ -85,6 +125,7 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
       if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
         return new Response("Connect to /ws with a WebSocket client.\n", { status: 426 });
       }
+      if (stopping) return new Response("The node is shutting down.\n", { status: 503 });
       // remoteAddr must be read before the upgrade takes the request over.
       const remote = info.remoteAddr as Deno.NetAddr;
       const { socket, response } = Deno.upgradeWebSocket(req);
@@ -113,8 +154,14 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
         ...(links === null ? {} : { links }),
       });
     } catch (error) {
-      return Response.json({ ok: false, error: String(error) }, { status: 503 });
+      log.error`Health check failed: ${error}`;
+      return Response.json({ ok: false }, { status: 503 });
     }
+  }
+
+  function settled(): void {
+    waiting--;
+    if (waiting === 0) { for (const resolve of idle.splice(0)) resolve(); }
   }
 
   function attach(socket: WebSocket, peer: string): void {
@@ -125,7 +172,9 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
     // before the reply to a request that came earlier (the `subscribe` itself included).
     const connection: Subscriber = {
       push(event: FeedEvent) {
-        chain = chain.then(() => send(event));
+        chain = chain.then(() => {
+          send(event);
+        });
       },
     };
     const session = newSession(connection);
@@ -135,13 +184,61 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
         socket.close(code, reason);
       } catch { /* already closing */ }
     };
-    const send = (reply: Reply | FeedEvent) => {
-      if (socket.readyState !== WebSocket.OPEN) return;
+    /** Sends a reply or an event; false when the connection is closing and nobody can read it. */
+    const send = (reply: Reply | FeedEvent): boolean => {
+      if (socket.readyState !== WebSocket.OPEN) return false;
       if (socket.bufferedAmount > limits.maxBufferedBytes) {
         close(1008, "client is not reading replies");
-        return;
+        return false;
       }
       socket.send(JSON.stringify(reply));
+      return true;
+    };
+    /**
+     * Queues one request's work behind the ones before it (replies go out in request order:
+     * the protocol has no request ids). A step never rejects: whatever it throws is logged
+     * and answered INTERNAL_ERROR, so one failure cannot stop the connection's later
+     * requests nor become an unhandled rejection. A step whose connection closed while it
+     * waited is skipped: nobody can read its reply.
+     */
+    const enqueue = (size: number, work: () => Reply | Promise<Reply>) => {
+      pendingBytes += size;
+      pendingRequests++;
+      waiting++;
+      chain = chain.then(async () => {
+        try {
+          if (socket.readyState !== WebSocket.OPEN) {
+            counts.skipped++;
+            return;
+          }
+          let reply: Reply;
+          try {
+            reply = await work();
+          } catch (error) {
+            log.error`Request from ${peer} failed unexpectedly: ${error}`;
+            reply = INTERNAL_ERROR;
+          }
+          try {
+            if (send(reply) && stopping && reply !== SHUTTING_DOWN) counts.answered++;
+          } catch (error) {
+            log.error`Reply to ${peer} could not be sent: ${error}`;
+            try {
+              send(INTERNAL_ERROR);
+            } catch { /* the socket itself failed; its close event follows */ }
+          }
+          // A peer that keeps sending invalid blocks or transactions is cut off, after its reply.
+          if (session.faults > PEER_FAULT_LIMIT) {
+            log
+              .warn`Closing the link from peer ${session.peer}: ${session.faults} invalid blocks or transactions.`;
+            close(1008, "too many invalid blocks or transactions");
+          }
+        } finally {
+          pendingBytes -= size;
+          pendingRequests--;
+          settled();
+        }
+      });
+      tails.set(socket, chain);
     };
     socket.onopen = () => {
       sockets.add(socket);
@@ -151,6 +248,11 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
       sockets.delete(socket);
       protocol.disconnect(connection);
       log.debug`Connection from ${peer} closed.`;
+      // Nothing more is queued on a closed connection: forget it once its queue is done.
+      const last = chain;
+      last.then(() => {
+        if (tails.get(socket) === last) tails.delete(socket);
+      });
     };
     socket.onerror = () => {}; // the close event follows and is logged there
     socket.onmessage = (event: MessageEvent) => {
@@ -166,45 +268,47 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
         return;
       }
       if (size > limits.maxMessageBytes) {
-        pendingRequests++;
-        chain = chain.then(() => {
-          pendingRequests--;
-          send({
-            status: 413,
-            error: `Message is too large: ${size} bytes, at most ${limits.maxMessageBytes}`,
-            response: null,
-          });
-        });
+        enqueue(0, () => ({
+          status: 413,
+          error: `Message is too large: ${size} bytes, at most ${limits.maxMessageBytes}`,
+          response: null,
+        }));
         return;
       }
       if (pendingBytes + size > limits.maxPendingBytes) {
         close(1008, "too many requests waiting for replies");
         return;
       }
-      pendingBytes += size;
-      pendingRequests++;
-      const text = typeof data === "string" ? data : new TextDecoder().decode(data as ArrayBuffer);
-      // Replies go out in request order: the protocol has no request ids.
-      const done = chain.then(async () => {
-        try {
-          // The connection closed while this waited (the client left, a limit was hit, or the
-          // node is shutting down): the reply could not be sent, so the work is not done.
-          if (socket.readyState !== WebSocket.OPEN) return;
-          send(await protocol.handle(text, session));
-          if (session.faults > PEER_FAULT_LIMIT) {
-            log
-              .warn`Closing the link from peer ${session.peer}: ${session.faults} invalid blocks or transactions.`;
-            close(1008, "too many invalid blocks or transactions");
-          }
-        } finally {
-          pendingBytes -= size;
-          pendingRequests--;
-        }
+      // Decided on arrival: a request received before the stop is answered in full even if
+      // it runs during it; one received after is refused.
+      if (stopping) {
+        counts.refused++;
+        enqueue(size, () => SHUTTING_DOWN);
+        return;
+      }
+      enqueue(size, async () => {
+        const text = typeof data === "string"
+          ? data
+          : new TextDecoder().decode(data as ArrayBuffer);
+        return await protocol.handle(text, session);
       });
-      chain = done;
-      inFlight.add(done);
-      done.finally(() => inFlight.delete(done));
     };
+  }
+
+  /** Resolves true once no request waits, or false when `ms` pass first. */
+  function untilIdle(ms: number): Promise<boolean> {
+    if (waiting === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        idle = idle.filter((f) => f !== done);
+        resolve(false);
+      }, ms);
+      idle.push(done);
+    });
   }
 
   return new Promise((resolve, reject) => {
@@ -215,21 +319,40 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
         onListen: (addr) => {
           const hostname = addr.hostname;
           const host = urlHost(hostname);
+          // Deno's own shutdown closes upgraded sockets at once, replies unsent, so the
+          // listener is stopped only after the connections are drained and closed.
+          const stop = async (timeoutMs: number): Promise<ShutdownReport> => {
+            if (waiting > 0) {
+              log.info`Answering ${waiting} requests already received (for at most ${
+                timeoutMs / 1000
+              } s)...`;
+            }
+            const drained = await untilIdle(timeoutMs);
+            for (const socket of sockets) {
+              try {
+                socket.close(1001, "node is shutting down");
+              } catch { /* already closed */ }
+            }
+            // A request running at the deadline finishes (its commit is bounded); the ones
+            // queued behind it see their connection closed and are skipped.
+            await Promise.all(tails.values());
+            await protocol.close();
+            await server.shutdown();
+            const report = { ...counts, timedOut: !drained };
+            if (!drained) {
+              log.warn`Stop deadline passed: ${report.skipped} requests received were not run.`;
+            }
+            return report;
+          };
           resolve({
             hostname,
             port: addr.port,
             url: `ws://${host}:${addr.port}/ws`,
             pageUrl: `http://${host}:${addr.port}/`,
             connections: () => sockets.size,
-            async shutdown() {
-              for (const socket of sockets) {
-                try {
-                  socket.close(1001, "node is shutting down");
-                } catch { /* already closed */ }
-              }
-              await Promise.allSettled([...inFlight]);
-              await protocol.close();
-              await server.shutdown();
+            pending: () => waiting,
+            shutdown(o = {}) {
+              return stopping ??= stop(o.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS);
             },
           });
         },
