@@ -73,6 +73,8 @@ export {
   type AppendResult,
   type BuilderInfo,
   type Dropped,
+  type MergeRequest,
+  type MergeRequestEntry,
   openStore,
   Store,
   type StoredTip,
@@ -90,6 +92,7 @@ export {
   Protocol,
   type ProtocolOptions,
   type Reply,
+  REQUEST_ID,
   type Session,
   type TakenBlock,
 } from "./lib/node/protocol.ts";

@@ -2,13 +2,13 @@ import {
   CliError,
   type Command,
   expectOk,
+  intFlag,
   NODE_FLAGS,
   NODE_HELP,
   parseFlags,
   UsageError,
-  withNode,
 } from "../lib/cli/cli.ts";
-import { DEFAULT_NODE } from "../lib/net/client.ts";
+import { DEFAULT_NODE, requestWithRetry, RetriesExhausted } from "../lib/net/client.ts";
 import { GENESIS } from "../lib/core/params.ts";
 import { admitTx, signTx, type Tx, txId, txToWire } from "../lib/core/transaction.ts";
 import { readKeyFile } from "../lib/cli/key_file.ts";
@@ -19,8 +19,12 @@ const help = `Usage: foxchain send --to UUID --amount N [options]
 
 Sends one transaction to a node's pool and prints its id and the node's answer. The
 transaction is stamped here (its t), so its id is known before it is sent; each run is a new
-transfer, even of the same amount between the same addresses. To retry one transfer, resend
-its JSON (send --json prints it) with "foxchain call merge": a node never adds one id twice.
+transfer, even of the same amount between the same addresses.
+
+If the connection is lost before the answer, or the node is stopping (503), the same
+transaction is sent again with the same request id (up to --retries times, waiting 0.25 s,
+0.5 s, 1 s... up to 4 s): the node stores it at most once and answers as it did the first
+time. If no answer comes at all, "foxchain tx ID" tells whether it arrived.
 
 With --key the transaction is signed (Ed25519, over the bytes its id is computed from) and
 sent from the key's address; a network started with --require-signatures takes only those.
@@ -32,6 +36,7 @@ Options:
       --to UUID    receiver
       --amount N   a positive whole number
       --key FILE   sign with this wallet key file (foxchain wallet new)
+      --retries N  tries after a lost connection or a 503, 0 to 20 (default: 5)
 ${NODE_HELP}
   -h, --help       show this help`;
 
@@ -53,6 +58,7 @@ export const command: Command = {
       to: { type: "string" },
       amount: { type: "string" },
       key: { type: "string" },
+      retries: { type: "string" },
       ...NODE_FLAGS,
     }, help);
     if (!flags) return 0;
@@ -67,18 +73,34 @@ export const command: Command = {
     const input = { sender, receiver: v.to, amount: Number(v.amount.trim()) };
     const checked = admitTx(input, { now: Date.now() / 1000, stamp: stampHere });
     if (!checked.ok) throw new UsageError(checked.reason);
+    const retries = intFlag("retries", v.retries, 0, 20) ?? 5;
+    const url = v.node ?? DEFAULT_NODE;
     const sign = (tx: Tx) => wallet ? signTx(tx, wallet) : Promise.resolve(tx);
     let tx = await sign(checked.value);
-    const reply = await withNode(v.node ?? DEFAULT_NODE, async (client) => {
-      // Another sender may have stamped an identical transfer in the same microsecond: the
-      // node then reports this id as already known. A fresh `t` makes it a transfer of its own.
-      for (let attempt = 1;; attempt++) {
-        const reply = await client.request("merge", { pool: [txToWire(tx)], verbose: true });
-        const known = (reply.response?.known ?? []) as string[];
-        if (reply.status !== 202 || !known.includes(txId(tx)) || attempt === 5) return reply;
-        tx = await sign({ ...tx, t: stampHere() });
+    let reply;
+    // Another sender may have stamped an identical transfer in the same microsecond: the node
+    // then reports this id as already known on the first answer to our request (a replay of a
+    // try that was cut short lists our own id as known: "resumed"). A fresh `t`, under a fresh
+    // request id, makes it a transfer of its own.
+    for (let attempt = 1;; attempt++) {
+      const args = { pool: [txToWire(tx)], verbose: true, request_id: crypto.randomUUID() };
+      try {
+        reply = await requestWithRetry(url, "merge", args, {
+          retries,
+          onRetry: (n, why) => console.error(`foxchain send: ${why}; retry ${n} of ${retries}`),
+        });
+      } catch (error) {
+        if (!(error instanceof RetriesExhausted)) throw error;
+        throw new CliError(
+          `${error.message}; transaction ${txId(tx)} may or may not have arrived: ` +
+            `"foxchain tx ${txId(tx)}" tells`,
+        );
       }
-    });
+      const known = (reply.response?.known ?? []) as string[];
+      const clash = known.includes(txId(tx)) && reply.response?.replay !== "resumed";
+      if (reply.status !== 202 || !clash || attempt === 5) break;
+      tx = await sign({ ...tx, t: stampHere() });
+    }
     const id = txId(tx);
     if (v.json) console.log(JSON.stringify({ id, tx: txToWire(tx), reply }));
     if (reply.status !== 202) throw new CliError(`node answered ${reply.status}: ${reply.error}`);

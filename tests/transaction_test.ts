@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { monotonicStamper } from "../lib/core/clock.ts";
+import { monotonicStamper, monotonicStamps } from "../lib/core/clock.ts";
 import { MAX_AGE_SECONDS, MAX_AMOUNT, MAX_FUTURE_SECONDS } from "../lib/core/params.ts";
 import { DEFAULT_SPAN_SECONDS } from "../lib/core/rules.ts";
 import {
@@ -178,4 +178,16 @@ Deno.test("monotonicStamper: never repeats within one millisecond, stays increas
   const one = accepted({ sender: A, receiver: B, amount: 1 }, admit);
   const two = accepted({ sender: A, receiver: B, amount: 1 }, admit);
   assert.notEqual(one.t, two.t);
+});
+
+Deno.test("monotonicStamps: a reserved range is never stamped again", () => {
+  const ms = T0 * 1000;
+  const stamps = monotonicStamps({ now: () => ms });
+  const before = stamps.next();
+  const first = stamps.reserve(100);
+  assert.equal(first, Math.round(before * 1e6) + 1);
+  const after = stamps.next();
+  assert.equal(Math.round(after * 1e6), first + 100);
+  // The range's stamps are exact: (first + i) / 1e6 gives back first + i microseconds.
+  for (const i of [0, 1, 99]) assert.equal(Math.round(((first + i) / 1e6) * 1e6), first + i);
 });

@@ -14,6 +14,9 @@ import { WsConn } from "./ws_conn.ts";
  */
 export class NodeUnreachable extends Error {}
 
+/** `requestWithRetry` ran out of tries: the request may or may not have been run. */
+export class RetriesExhausted extends NodeUnreachable {}
+
 /** The default node URL, as in the lab. */
 export const DEFAULT_NODE = "ws://127.0.0.1:9000/ws";
 
@@ -135,4 +138,59 @@ export function checkNodeUrl(url: string): string | null {
     ? ` (the node's WebSocket: ${scheme}://${parsed.host}/ws)`
     : "";
   return `a node URL starts with ws:// or wss://, got ${url}${suggestion}`;
+}
+
+/** How `requestWithRetry` retries. */
+export interface RetryOptions {
+  /** Tries after the first (default 5). */
+  retries?: number;
+  /** Wait before try `n` (1 for the first retry), ms; default 250 doubling to at most 4 s. */
+  delayMs?: (n: number) => number;
+  /**
+   * Whether a first connection that fails is retried too (default false: no node is there,
+   * so say so at once). Later connection failures are always retried: the node may be
+   * restarting.
+   */
+  retryFirstConnect?: boolean;
+  /** Called before each retry with its number and why. */
+  onRetry?: (n: number, why: string) => void;
+  /** Connect timeout of each try, ms (default 5000). */
+  connectTimeoutMs?: number;
+}
+
+/**
+ * Sends one request that is safe to repeat (a read, or a merge with a `request_id`), on a
+ * fresh connection each try, and tries again when the connection is lost before the reply or
+ * the node answers 503 (it is stopping). Throws RetriesExhausted when the tries run out, and
+ * NodeUnreachable at once when the first connection fails (unless `retryFirstConnect`).
+ */
+export async function requestWithRetry(
+  url: string,
+  op: string,
+  args: Record<string, unknown> | undefined,
+  opts: RetryOptions = {},
+): Promise<Reply> {
+  const retries = opts.retries ?? 5;
+  const delay = opts.delayMs ?? ((n: number) => Math.min(4000, 250 * 2 ** (n - 1)));
+  let connected = false;
+  for (let n = 0;; n++) {
+    if (n > 0) await new Promise((resolve) => setTimeout(resolve, delay(n)));
+    let why: string;
+    let client: NodeClient | undefined;
+    try {
+      client = await NodeClient.connect(url, { timeoutMs: opts.connectTimeoutMs });
+      connected = true;
+      const reply = await client.request(op, args);
+      if (reply.status !== 503) return reply;
+      why = `node answered 503: ${reply.error}`;
+    } catch (error) {
+      if (!(error instanceof NodeUnreachable)) throw error;
+      if (!connected && !opts.retryFirstConnect) throw error;
+      why = error.message;
+    } finally {
+      await client?.close();
+    }
+    if (n >= retries) throw new RetriesExhausted(`${why} (gave up after ${retries} retries)`);
+    opts.onRetry?.(n + 1, why);
+  }
 }

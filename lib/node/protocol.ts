@@ -7,13 +7,15 @@ import type { Logger } from "@logtape/logtape";
 import { blockHash, type Proof, type WireBlock } from "../core/block.ts";
 import { describeChainRules } from "../consensus/rules.ts";
 import { admitUnder } from "../consensus/signatures.ts";
-import { type Clock, monotonicStamper, systemClock } from "../core/clock.ts";
+import { type Clock, monotonicStamps, type Stamps, systemClock } from "../core/clock.ts";
+import { sha256Hex } from "../core/hash.ts";
 import { Feed, type FeedOptions, type Subscriber } from "./feed.ts";
 import { logger } from "./log.ts";
-import type { AcceptResult, AddOutcome, Store } from "../store/store.ts";
+import type { AcceptResult, AddOutcome, MergeRequest, Store } from "../store/store.ts";
 import { BadCursor } from "../store/cursor.ts";
 import { BlockIntake } from "./block_intake.ts";
 import {
+  admitTx,
   checkTxFields,
   isAddress,
   type Item,
@@ -22,7 +24,6 @@ import {
   TX_ID,
   txId,
   txToWire,
-  withSignature,
 } from "../core/transaction.ts";
 import { RELAY_MAX_AGE_SECONDS } from "../core/params.ts";
 import { plural } from "../core/words.ts";
@@ -41,12 +42,8 @@ export interface Reply {
 export const LIMITS = {
   /** Transactions in one `merge`. */
   mergeItems: 10_000,
-  /**
-   * Blocks in one `merge`: as many as one `blocks` reply gives (blocksPage), so that a lab-5
-   * tracker relaying a node's whole `blocks` list is taken whole; `--max-message` bounds the
-   * bytes.
-   */
-  mergeBlocks: 1_000,
+  /** Blocks in one `merge`. */
+  mergeBlocks: 100,
   /** Pool transactions in one `pool` reply. */
   poolPage: 10_000,
   /** Blocks in one `blocks` reply. */
@@ -119,6 +116,8 @@ export interface NetworkHooks {
   /** Links up now (for `/health`). */
   liveLinks(): number;
 }
+/** What a merge's `request_id` (idempotency key) may be: 1 to 128 printable ASCII characters. */
+export const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 
 /** The window of merge logging (ms): at most MERGE_LOG_BURST lines of their own in each. */
 export const MERGE_LOG_MS = 1000;
@@ -147,7 +146,7 @@ export interface ProtocolOptions {
 /** Answers protocol requests against a store. One instance serves all connections. */
 export class Protocol {
   readonly #clock: Clock;
-  readonly #stamp: () => number;
+  readonly #stamps: Stamps;
   readonly #timeZone: string;
   readonly #log: Logger = logger("node");
   readonly #ops: Record<string, Handler>;
@@ -164,7 +163,7 @@ export class Protocol {
   /** A handler answering requests against `store`. */
   constructor(readonly store: Store, opts: ProtocolOptions = {}) {
     this.#clock = opts.clock ?? systemClock;
-    this.#stamp = monotonicStamper(this.#clock);
+    this.#stamps = monotonicStamps(this.#clock);
     this.#intake = new BlockIntake(store);
     this.#timeZone = opts.timeZone ?? Intl.DateTimeFormat().resolvedOptions().timeZone;
     this.#ops = {
@@ -385,6 +384,14 @@ export class Protocol {
         return fail(400, `merge takes at most ${LIMITS.mergeBlocks} blocks, got ${blocks.length}`);
       }
     }
+    // An idempotency key makes a retried merge safe (docs/decisions.md, "Retrying a merge").
+    const requestId = args.request_id ?? undefined;
+    if (requestId !== undefined) {
+      if (typeof requestId !== "string" || !REQUEST_ID.test(requestId)) {
+        return fail(400, `"request_id" must be 1 to 128 printable ASCII characters, no spaces`);
+      }
+      if ("blocks" in args) return fail(400, `"request_id" applies to a merge of "pool" only`);
+    }
     // `verbose: true` asks for the ids in every reply (foxchain's `send` uses it); without it a
     // fully accepted merge gets exactly the lab's reply.
     const verbose = args.verbose === true;
@@ -392,63 +399,25 @@ export class Protocol {
     let acceptedAny = false;
     let firstProblem = "";
     if (Array.isArray(pool)) {
-      const now = this.#clock.now() / 1000;
-      const valid: { tx: Tx; stamped: boolean }[] = [];
-      const rejected: { index: number; reason: string }[] = [];
-      const tooOld: { index: number; tx: Tx; reason: string }[] = [];
-      pool.forEach((item, index) => {
-        let stamped = false;
-        const stamp = () => {
-          stamped = true;
-          return this.#stamp();
-        };
-        // A linked peer relays what it admitted, maybe late (queued behind a partition, or
-        // found by pool reconciliation): its transactions may be older than a client's.
-        const checked = admitUnder(item, {
-          now,
-          stamp,
-          maxAgeSeconds: session.peer ? RELAY_MAX_AGE_SECONDS : undefined,
-        }, this.store.rules);
-        if (checked.ok) valid.push({ tx: checked.value, stamped });
-        else {
-          // Too old, but maybe one we hold already (a tracker relays whole pools): that is
-          // "known", not a rejection.
-          const late = admitUnder(item, { now, stamp, maxAgeSeconds: Infinity }, this.store.rules);
-          if (late.ok) tooOld.push({ index, tx: late.value, reason: checked.reason });
-          else rejected.push({ index, reason: checked.reason });
-        }
-      });
-      const lateRecords = await this.store.lookupTxs(tooOld.map((o) => txId(o.tx)));
-      const lateKnown: string[] = [];
-      tooOld.forEach((o, i) => {
-        if (lateRecords[i]) lateKnown.push(txId(o.tx));
-        else rejected.push({ index: o.index, reason: o.reason });
-      });
-      rejected.sort((a, b) => a.index - b.index);
-      const outcomes = await this.#addStamped(valid);
-      const known = [
-        ...outcomes.filter((o) => o.status === "known").map((o) => o.id),
-        ...lateKnown,
-      ];
-      const added = outcomes.filter((o) => o.status !== "known").length;
+      const result = requestId === undefined
+        ? await this.#mergePool(pool, session)
+        : await this.#mergeKeyed(requestId, pool, session);
+      if ("status" in result) return result;
+      const { accepted, known, rejected, replay, added } = result;
       if (session.peer) session.faults += rejected.length;
-      if (this.#network && added > 0) {
-        this.#network.admitted(
-          valid.flatMap((v, i) => outcomes[i].status === "known" ? [] : [v.tx]),
-          session.peer,
-        );
-      }
-      if (pool.length > 0) {
-        this.#logMerge(added, known.length, rejected.length);
+      if (this.#network && added.length > 0) this.#network.admitted(added, session.peer);
+      if (pool.length > 0 && replay !== "stored") {
+        this.#logMerge(accepted.length - known.length, known.length, rejected.length);
       }
       if (rejected.length > 0 || verbose) {
         for (const r of rejected) this.#log.debug`Rejected item ${r.index}: ${r.reason}`;
-        details.accepted = [...outcomes.map((o) => o.id), ...lateKnown];
+        details.accepted = accepted;
         details.known = known;
         details.rejected = rejected;
+        if (replay) details.replay = replay;
         if (rejected.length > 0) firstProblem = `item ${rejected[0].index}: ${rejected[0].reason}`;
       }
-      acceptedAny ||= valid.length > 0 || lateKnown.length > 0 || pool.length === 0;
+      acceptedAny ||= accepted.length > 0 || pool.length === 0;
     }
     if (Array.isArray(blocks)) {
       const result = await this.#mergeBlocks(blocks, session);
@@ -467,11 +436,144 @@ export class Protocol {
   }
 
   /**
+   * Checks every item of a merge's pool at time `now` (POSIX seconds); item `index` without a
+   * `t` gets `stamp(index)`. Returns the valid ones and the reasons for the others.
+   */
+  #admitAll(
+    pool: unknown[],
+    now: number,
+    stamp: (index: number) => number,
+    session: Session,
+  ): Admission {
+    const valid: Admitted[] = [];
+    const rejected: Rejection[] = [];
+    const tooOld: { index: number; id: string }[] = [];
+    pool.forEach((item, index) => {
+      let stamped = false;
+      // A linked peer relays what it admitted, maybe late (queued behind a partition, or
+      // found by pool reconciliation): its transactions may be older than a client's.
+      const stamper = () => {
+        stamped = true;
+        return stamp(index);
+      };
+      const checked = admitUnder(item, {
+        now,
+        stamp: stamper,
+        maxAgeSeconds: session.peer ? RELAY_MAX_AGE_SECONDS : undefined,
+      }, this.store.rules);
+      if (checked.ok) valid.push({ tx: checked.value, stamped, index });
+      else {
+        rejected.push({ index, reason: checked.reason });
+        // Too old, but maybe one we hold already (a tracker relays whole pools).
+        const late = admitUnder(
+          item,
+          { now, stamp: stamper, maxAgeSeconds: Infinity },
+          this.store.rules,
+        );
+        if (late.ok) tooOld.push({ index, id: txId(late.value) });
+      }
+    });
+    return { valid, rejected, tooOld };
+  }
+
+  /** A merge of `pool` without a request id: each item without `t` is stamped now. */
+  async #mergePool(pool: unknown[], session: Session): Promise<PoolResult> {
+    const now = this.#clock.now() / 1000;
+    const admission = this.#admitAll(pool, now, () => this.#stamps.next(), session);
+    const outcomes = await this.#addStamped(admission.valid);
+    const result = poolResult(admission, outcomes);
+    // A too-old transaction this node holds is "known", not a rejection.
+    const held = await this.store.lookupTxs(admission.tooOld.map((o) => o.id));
+    const late = admission.tooOld.filter((_, i) => held[i] !== null);
+    if (late.length === 0) return result;
+    const lateIndexes = new Set(late.map((o) => o.index));
+    return {
+      ...result,
+      accepted: [...result.accepted, ...late.map((o) => o.id)],
+      known: [...result.known, ...late.map((o) => o.id)],
+      rejected: result.rejected.filter((r) => !lateIndexes.has(r.index)),
+    };
+  }
+
+  /**
+   * A merge of `pool` under an idempotency key. The first time, the node records the key, the
+   * time and a range of reserved stamps before it stores anything; items are admitted at that
+   * time with stamps from that range, so every retry of the request admits exactly the same
+   * transactions. A retry of a finished merge stores nothing and gets its result back
+   * (`replay: "stored"`); a retry of one that was cut short (or still runs on another
+   * connection) adds what is missing (`replay: "resumed"`; its `known` may list items the
+   * first try stored). The same key with a different request is refused (409).
+   */
+  async #mergeKeyed(
+    requestId: string,
+    pool: unknown[],
+    session: Session,
+  ): Promise<PoolResult | Reply> {
+    // A second try only when another merge with this key began between our read and write.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const now = this.#clock.now() / 1000;
+      const { request, versionstamp } = await this.store.mergeRequest(requestId, now);
+      if (request) {
+        const admission = this.#admitAll(
+          pool,
+          request.at,
+          (i) => (request.restamped[i] ?? request.base + i) / 1e6,
+          session,
+        );
+        if (admissionDigest(pool.length, admission) !== request.digest) {
+          return fail(409, `"request_id" ${show(requestId)} was used for a different merge`);
+        }
+        if (request.known) {
+          const outcomes: AddOutcome[] = admission.valid.map((v) => {
+            const id = txId(v.tx);
+            return hasBit(request.known!, v.index)
+              ? { id, status: "known", state: "pool" }
+              : { id, status: "added" };
+          });
+          this.#log.debug`Merge ${requestId} answered with its stored result.`;
+          // Nothing was added now (and what the first try added was relayed then).
+          return { ...poolResult(admission, outcomes), replay: "stored", added: [] };
+        }
+        const outcomes = await this.store.addToPool(admission.valid.map((v) => v.tx));
+        await this.store.updateMergeRequest(requestId, {
+          ...request,
+          known: knownBits(pool.length, admission, outcomes),
+        });
+        return { ...poolResult(admission, outcomes), replay: "resumed" };
+      }
+      const base = this.#stamps.reserve(pool.length);
+      const admission = this.#admitAll(pool, now, (i) => (base + i) / 1e6, session);
+      const fresh: MergeRequest = {
+        at: now,
+        base,
+        restamped: {},
+        digest: admissionDigest(pool.length, admission),
+      };
+      if (!await this.store.beginMergeRequest(requestId, fresh, versionstamp)) continue;
+      const outcomes = await this.#addStamped(admission.valid, async (again) => {
+        for (const v of again) fresh.restamped[v.index] = Math.round(v.tx.t * 1e6);
+        await this.store.updateMergeRequest(requestId, fresh);
+      });
+      await this.store.updateMergeRequest(requestId, {
+        ...fresh,
+        known: knownBits(pool.length, admission, outcomes),
+      });
+      return poolResult(admission, outcomes);
+    }
+    return fail(409, `"request_id" ${show(requestId)} is being used by another merge`);
+  }
+
+  /**
    * Adds transactions to the pool. One this node stamped cannot be a resend (its sender gave
    * no `t`), so if its id is already known, another process stamped an identical transfer in
    * the same microsecond: it is stamped again and added, never swallowed as a duplicate.
+   * `beforeRetry` sees the items stamped again before they are added (a keyed merge records
+   * their new stamps first, so that a retry of it uses them too).
    */
-  async #addStamped(valid: { tx: Tx; stamped: boolean }[]): Promise<AddOutcome[]> {
+  async #addStamped(
+    valid: Admitted[],
+    beforeRetry?: (again: Admitted[]) => Promise<void>,
+  ): Promise<AddOutcome[]> {
     if (valid.length === 0) return [];
     const outcomes = await this.store.addToPool(valid.map((v) => v.tx));
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -479,7 +581,8 @@ export class Protocol {
         o.status === "known" && valid[i].stamped ? [i] : []
       );
       if (clashes.length === 0) break;
-      for (const i of clashes) valid[i].tx = { ...valid[i].tx, t: this.#stamp() };
+      for (const i of clashes) valid[i].tx = { ...valid[i].tx, t: this.#stamps.next() };
+      await beforeRetry?.(clashes.map((i) => valid[i]));
       const again = await this.store.addToPool(clashes.map((i) => valid[i].tx));
       clashes.forEach((i, j) => (outcomes[i] = again[j]));
     }
@@ -732,18 +835,13 @@ function parseWireBlock(input: unknown): string | WireBlock {
   for (const [i, raw] of b.items.entries()) {
     if (typeof raw !== "object" || raw === null) return `item ${i} is not an object`;
     const r = raw as Record<string, unknown>;
-    // A signed item keeps its pubkey and sig (the block hash covers them, the validator checks
-    // them); whatever else an item carries is dropped, as the lab did.
-    const item = withSignature(
-      {
-        sender: r.sender,
-        receiver: r.receiver,
-        amount: r.amount,
-        t: r.t,
-        prev_hash: r.prev_hash ?? null,
-      } as Item,
-      { pubkey: r.pubkey ?? undefined, sig: r.sig ?? undefined } as Tx,
-    );
+    const item = {
+      sender: r.sender,
+      receiver: r.receiver,
+      amount: r.amount,
+      t: r.t,
+      prev_hash: r.prev_hash ?? null,
+    } as Item;
     const bad = checkTxFields(item);
     if (bad) return `item ${i}: ${bad}`;
     if (item.prev_hash !== null && typeof item.prev_hash !== "string") {
@@ -761,4 +859,72 @@ function parseWireBlock(input: unknown): string | WireBlock {
   if (b.height !== undefined && b.height !== null) block.height = b.height as number;
   if (proof !== undefined) block.proof = proof;
   return block;
+}
+
+/** A merge item that was admitted: the transaction, whether this node stamped it, its index. */
+interface Admitted {
+  tx: Tx;
+  stamped: boolean;
+  index: number;
+}
+
+/** A merge item that was refused, by index, with the reason. */
+interface Rejection {
+  index: number;
+  reason: string;
+}
+
+/** The items of a merge's pool, checked. */
+interface Admission {
+  valid: Admitted[];
+  rejected: Rejection[];
+  /** Rejected only for being too old: their ids, to answer "known" if held. */
+  tooOld: { index: number; id: string }[];
+}
+
+/** What a merge of a pool did: ids accepted (and of them, those known before), rejections. */
+interface PoolResult {
+  accepted: string[];
+  known: string[];
+  rejected: Rejection[];
+  /** Set when a keyed merge was a retry: answered from its record, or completed. */
+  replay?: "stored" | "resumed";
+  /** The transactions this merge added to the pool (for the network to relay). */
+  added: Tx[];
+}
+
+function poolResult(admission: Admission, outcomes: AddOutcome[]): PoolResult {
+  return {
+    accepted: outcomes.map((o) => o.id),
+    known: outcomes.filter((o) => o.status === "known").map((o) => o.id),
+    rejected: admission.rejected,
+    added: admission.valid.flatMap((v, i) => outcomes[i].status === "added" ? [v.tx] : []),
+  };
+}
+
+/**
+ * A digest of a merge as admitted: each item's transaction (without the stamp of one that had
+ * no `t`, which is the node's) or its reason for refusal, in order. Two tries of one request
+ * give the same digest because both are admitted at the same time with the same stamps.
+ */
+function admissionDigest(count: number, admission: Admission): string {
+  const lines = new Array<string>(count);
+  for (const { tx, stamped, index } of admission.valid) {
+    lines[index] = `${tx.sender} ${tx.receiver} ${tx.amount} ${stamped ? "-" : tx.t}`;
+  }
+  for (const { index, reason } of admission.rejected) lines[index] = `! ${reason}`;
+  return sha256Hex(lines.join("\n"));
+}
+
+/** One bit per item of the pool, set for the valid items that were known before. */
+function knownBits(count: number, admission: Admission, outcomes: AddOutcome[]): Uint8Array {
+  const bits = new Uint8Array(Math.ceil(count / 8));
+  admission.valid.forEach((v, i) => {
+    if (outcomes[i].status === "known") bits[v.index >> 3] |= 1 << (v.index & 7);
+  });
+  return bits;
+}
+
+function hasBit(bits: Uint8Array, index: number): boolean {
+  return ((bits[index >> 3] ?? 0) & (1 << (index & 7))) !== 0;
 }

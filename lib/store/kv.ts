@@ -120,9 +120,9 @@ export class CommitBudget {
     return this;
   }
 
-  /** Adds a set. */
-  set(key: Deno.KvKey, value: unknown): this {
-    this.op.set(key, value);
+  /** Adds a set (`expireIn`: ms after which KV may delete the key). */
+  set(key: Deno.KvKey, value: unknown, options?: { expireIn?: number }): this {
+    this.op.set(key, value, options);
     this.mutations++;
     this.bytes += JSON.stringify(key).length + (JSON.stringify(value)?.length ?? 0);
     this.keyBytes += encodedKeySize(key);

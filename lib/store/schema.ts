@@ -84,6 +84,21 @@ export interface BuilderInfo {
   once?: boolean;
 }
 
+/** What a node remembers of one keyed merge (`request_id`), under `K.request`. */
+export interface MergeRequest {
+  /** When it first arrived (POSIX seconds): every retry judges `t` against this time. */
+  at: number;
+  /** The first of the stamps reserved for it, in whole microseconds: item i without `t` is
+   * stamped `(base + i) / 1e6`, on the first try and on every retry. */
+  base: number;
+  /** Stamps drawn again for items whose reserved stamp clashed (index to microseconds). */
+  restamped: Record<number, number>;
+  /** Digest of the request as admitted: a retry must be the same request. */
+  digest: string;
+  /** Set once the merge finished: one bit per item, set when the item was known already. */
+  known?: Uint8Array;
+}
+
 /** Every key the store writes. Short prefixes keep keys small; each has one job. */
 export const K = {
   schema: ["meta", "schema"] as const,
@@ -105,6 +120,8 @@ export const K = {
   orphan: (t: number, id: string): Deno.KvKey => ["orphan", t, id],
   balance: (address: string): Deno.KvKey => ["bal", address],
   peer: (url: string): Deno.KvKey => ["peer", url],
+  /** A keyed merge's record, by its `request_id`. */
+  request: (id: string): Deno.KvKey => ["req", id],
 };
 
 /** A header for a block. */

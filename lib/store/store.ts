@@ -14,9 +14,11 @@ import { readBalances, readRecords } from "./branch_state.ts";
 import { commitWithRetry } from "./kv.ts";
 import { Peers } from "./peers.ts";
 import { type AddOutcome, Pool } from "./pool.ts";
+import { type MergeRequestEntry, MergeRequests } from "./requests.ts";
 import {
   type BuilderInfo,
   K,
+  type MergeRequest,
   SCHEMA_VERSION,
   type StoredTip,
   type Tip,
@@ -29,10 +31,13 @@ export type {
   AppendResult,
   BuilderInfo,
   Dropped,
+  MergeRequest,
   StoredTip,
   Tip,
   TxRecord,
 };
+
+export type { MergeRequestEntry } from "./requests.ts";
 
 /** The result of trying to append a run of blocks (all or none). */
 export type AppendBlocksResult =
@@ -76,12 +81,14 @@ export class Store {
   readonly #pool: Pool;
   readonly #chain: Chain;
   readonly #peers: Peers;
+  readonly #requests: MergeRequests;
 
   /** Wraps an open KV database; call `init` before use (`openStore` does both). */
   constructor(readonly kv: Deno.Kv, opts: StoreOptions = {}) {
     this.#chain = new Chain(kv, opts.rules ?? DEFAULT_CHAIN_RULES, opts.clock ?? systemClock);
     this.#pool = new Pool(kv, () => this.#chain.gate());
     this.#peers = new Peers(kv);
+    this.#requests = new MergeRequests(kv);
   }
 
   /** The consensus rules this store validates blocks under. */
@@ -152,6 +159,26 @@ export class Store {
   /** Pool transactions in (t, id) order, `limit` at a time from a `cursor` (see `Pool.page`). */
   poolPage(limit: number, cursor?: string): Promise<{ txs: Tx[]; cursor: string | null }> {
     return this.#pool.page(limit, cursor);
+  }
+
+  // ---- keyed merges (request_id) ----------------------------------------------------------
+
+  /** The record of the keyed merge `id`, if one is kept (see lib/store/requests.ts). */
+  mergeRequest(id: string, nowSeconds: number): Promise<MergeRequestEntry> {
+    return this.#requests.get(id, nowSeconds);
+  }
+
+  /**
+   * Records a new keyed merge before any of its items is stored; false when another record of
+   * `id` appeared since `previous` (its versionstamp as read, null for none) was read.
+   */
+  beginMergeRequest(id: string, request: MergeRequest, previous: string | null): Promise<boolean> {
+    return this.#requests.begin(id, request, previous);
+  }
+
+  /** Rewrites a keyed merge's record (stamps drawn again, or the merge finished). */
+  updateMergeRequest(id: string, request: MergeRequest): Promise<void> {
+    return this.#requests.update(id, request);
   }
 
   // ---- chain ------------------------------------------------------------------------------
