@@ -11,6 +11,7 @@ import {
   withNode,
 } from "../lib/cli/cli.ts";
 import { DEFAULT_NODE } from "../lib/net/client.ts";
+import { LIMITS } from "../lib/node/protocol.ts";
 import type { Block } from "../lib/core/block.ts";
 
 const help = `Usage: foxchain blocks [options]
@@ -23,6 +24,38 @@ Options:
       --brief      one line per block, without its transactions
 ${NODE_HELP}
   -h, --help       show this help`;
+
+/** A block as text: one line, then its transactions as a table unless `brief`. */
+function showBlock(b: Block, brief: boolean): string {
+  const head = `block ${b.height}  hash ${b.hash.slice(0, 16)}  prev ${
+    b.prev_hash?.slice(0, 16) ?? "-"
+  }  ${plural(b.items.length, "record")}\n`;
+  if (brief) return head;
+  const rows = b.items.map((i) => [showTime(i.t), i.sender, i.receiver, i.amount]);
+  const lines = table(["t", "sender", "receiver", "amount"], rows).split("\n");
+  return head + lines.map((l) => `  ${l}\n`).join("");
+}
+
+/**
+ * Writes text to stdout as it comes, a page at a time. When the reader goes away (`| head`),
+ * `closed` is set and the rest is not written, as a Unix tool stops on SIGPIPE.
+ */
+class Output {
+  readonly #encoder = new TextEncoder();
+  closed = false;
+
+  async write(parts: string[] | string): Promise<void> {
+    if (this.closed) return;
+    const text = typeof parts === "string" ? parts : parts.join("");
+    const bytes = this.#encoder.encode(text);
+    try {
+      for (let at = 0; at < bytes.length;) at += await Deno.stdout.write(bytes.subarray(at));
+    } catch (error) {
+      if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+      this.closed = true;
+    }
+  }
+}
 
 /** `foxchain blocks` */
 export const command: Command = {
@@ -38,38 +71,32 @@ export const command: Command = {
     const v = flags.values;
     let start = intFlag("start", v.start, -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER) ?? 0;
     const limit = intFlag("limit", v.limit, 1, Number.MAX_SAFE_INTEGER) ?? Infinity;
-    const blocks: Block[] = [];
+    const out = new Output();
+    let shown = 0;
     await withNode(v.node ?? DEFAULT_NODE, async (client) => {
-      // Follow the node's paging ("next") until the limit or the tip.
-      while (blocks.length < limit) {
+      // Page by page, following the node's "next", each page printed before the next is
+      // asked for: a 100,000-block chain is never held in memory at once.
+      if (v.json) await out.write(`{"blocks":[`);
+      while (shown < limit && !out.closed) {
         const page = expectOk(
-          await client.request("blocks", { start, limit: Math.min(1000, limit - blocks.length) }),
+          await client.request("blocks", {
+            start,
+            limit: Math.min(LIMITS.blocksPage, limit - shown),
+          }),
         );
-        blocks.push(...(page.blocks as Block[]));
+        const blocks = page.blocks as Block[];
+        if (v.json) {
+          await out.write(blocks.map((b, i) => (shown + i > 0 ? "," : "") + JSON.stringify(b)));
+        } else {
+          await out.write(blocks.map((b) => showBlock(b, v.brief ?? false)));
+        }
+        shown += blocks.length;
         if (typeof page.next !== "number") break;
         start = page.next;
       }
+      if (v.json) await out.write([`]}\n`]);
+      else if (shown === 0) await out.write(["No blocks.\n"]);
     });
-    if (v.json) {
-      console.log(JSON.stringify({ blocks }));
-    } else if (blocks.length === 0) {
-      console.log("No blocks.");
-    } else {
-      for (const b of blocks) {
-        console.log(
-          `block ${b.height}  hash ${b.hash.slice(0, 16)}  prev ${
-            b.prev_hash?.slice(0, 16) ?? "-"
-          }  ${plural(b.items.length, "record")}`,
-        );
-        if (v.brief) continue;
-        const rows = b.items.map((i) => [showTime(i.t), i.sender, i.receiver, i.amount]);
-        console.log(
-          table(["t", "sender", "receiver", "amount"], rows).split("\n").map((l) => `  ${l}`).join(
-            "\n",
-          ),
-        );
-      }
-    }
     return 0;
   },
 };

@@ -8,10 +8,13 @@ import denoJson from "../deno.json" with { type: "json" };
 import { type Block, makeBlock } from "../lib/core/block.ts";
 import { Builder } from "../lib/node/builder.ts";
 import { NodeClient } from "../lib/net/client.ts";
+import { Protocol, type Reply } from "../lib/node/protocol.ts";
+import { startServer } from "../lib/node/server.ts";
+import { openStore, type Store } from "../lib/store/store.ts";
 import { GENESIS } from "../lib/core/params.ts";
 import { type Item, type Tx, txId } from "../lib/core/transaction.ts";
 import { COMMANDS } from "../main.ts";
-import { BF0, BF1, BF2, T0 } from "./fixtures/helpers.ts";
+import { BF0, BF1, BF2, LOOSE_RULES, T0 } from "./fixtures/helpers.ts";
 import {
   poll,
   runMain,
@@ -475,21 +478,27 @@ Deno.test("send, pool, tx, balance, blocks, status, peers, register and call aga
   });
 });
 
+/** Appends 1,050 one-transaction blocks (more than one `blocks` page); returns the tip. */
+async function longChain(store: Store): Promise<{ height: number; hash: string | null }> {
+  let tip: { height: number; hash: string | null } = { height: -1, hash: null };
+  for (let run = 0; run < 7; run++) {
+    const blocks: Block[] = [];
+    for (let i = 0; i < 150; i++) {
+      const h = tip.height + 1;
+      const block = makeBlock(h, tip.hash, [
+        { sender: GENESIS, receiver: BF2, amount: 1, t: T0 + h },
+      ]);
+      blocks.push(block);
+      tip = { height: h, hash: block.hash };
+    }
+    assert.ok((await store.appendBlocks(blocks)).ok);
+  }
+  return tip;
+}
+
 Deno.test("blocks and pool follow the node's pages past 1,000 blocks and 10,000 transactions", async () => {
   await withNode(async (node) => {
-    let tip: { height: number; hash: string | null } = { height: -1, hash: null };
-    for (let run = 0; run < 7; run++) {
-      const blocks: Block[] = [];
-      for (let i = 0; i < 150; i++) {
-        const h = tip.height + 1;
-        const block = makeBlock(h, tip.hash, [
-          { sender: GENESIS, receiver: BF2, amount: 1, t: T0 + h },
-        ]);
-        blocks.push(block);
-        tip = { height: h, hash: block.hash };
-      }
-      assert.ok((await node.store.appendBlocks(blocks)).ok);
-    }
+    const tip = await longChain(node.store);
     const pooled = Array.from({ length: 10_005 }, (_, i) => ({
       sender: GENESIS,
       receiver: BF1,
@@ -522,6 +531,44 @@ Deno.test("blocks and pool follow the node's pages past 1,000 blocks and 10,000 
     const listed = JSON.parse(assertOk(poolJson)[0]).pool as Item[];
     assert.deepEqual(listed.map((i) => i.amount), range(1, 10_003));
   });
+});
+
+/** A protocol that holds its second `blocks` request until `release()`. */
+class SecondPageHeld extends Protocol {
+  pages = 0;
+  release!: () => void;
+  readonly #held = new Promise<void>((resolve) => (this.release = resolve));
+
+  override async handle(text: string): Promise<Reply> {
+    if (JSON.parse(text).op === "blocks" && ++this.pages === 2) await this.#held;
+    return await super.handle(text);
+  }
+}
+
+Deno.test("blocks prints each page before it asks for the next", async () => {
+  // longChain's blocks carry no proof-of-write evidence: a store that accepts bare blocks.
+  const store = await openStore(":memory:", { rules: LOOSE_RULES });
+  const protocol = new SecondPageHeld(store);
+  const server = await startServer({ protocol, hostname: "127.0.0.1", port: 0 });
+  try {
+    await longChain(store);
+    await withProcesses(async (spawn) => {
+      const p = spawn(["blocks", "--brief", "-n", server.url]);
+      // The first page (heights 0-999) is out while the second is still being asked for.
+      await poll("the first page on stdout", () => /^block 999 /m.test(p.stdout));
+      assert.equal(protocol.pages, 2);
+      assert.doesNotMatch(p.stdout, /^block 1000 /m);
+      protocol.release();
+      const status = await p.finished();
+      assert.equal(status.code, 0, p.stderr);
+      assert.equal(lines(p.stdout).length, 1050);
+      assert.match(lines(p.stdout).at(-1)!, /^block 1049 /);
+    });
+  } finally {
+    protocol.release();
+    await server.shutdown();
+    await store.close();
+  }
 });
 
 Deno.test("verify: a good ledger exits 0; a tampered KV file exits 1 naming the height", async () => {
