@@ -49,6 +49,13 @@ export interface ServerOptions {
 /** How long a stop keeps answering the requests already received, by default (ms). */
 export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 
+/** How long a stop waits for clients to complete the closing handshake (ms). */
+const CLOSE_HANDSHAKE_MS = 2000;
+/** After a stop answered what it had, a connection is closed once no request came for this long. */
+const QUIET_MS = 50;
+/** ... or at the latest this long after (ms). */
+const QUIET_BOUND_MS = 1000;
+
 /** The reply to a request that came after the node began to stop. */
 export const SHUTTING_DOWN: Reply = {
   status: 503,
@@ -106,10 +113,16 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
   const sockets = new Set<WebSocket>();
   /** The last step queued on each connection: it settles when that connection is idle. */
   const tails = new Map<WebSocket, Promise<void>>();
+  /** When each connection last received a request (performance.now()). */
+  const lastMessage = new Map<WebSocket, number>();
   const protocol = opts.protocol;
   /** Requests received and not yet answered or skipped, over all connections. */
   let waiting = 0;
-  let idle: (() => void)[] = [];
+  /** Called whenever a request settles or a connection closes: `until` re-checks then. */
+  let watchers: (() => void)[] = [];
+  const changed = () => {
+    for (const watcher of [...watchers]) watcher();
+  };
   let stopping: Promise<ShutdownReport> | null = null;
   const counts = { answered: 0, refused: 0, skipped: 0 };
 
@@ -161,7 +174,7 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   function settled(): void {
     waiting--;
-    if (waiting === 0) { for (const resolve of idle.splice(0)) resolve(); }
+    changed();
   }
 
   function attach(socket: WebSocket, peer: string): void {
@@ -247,7 +260,9 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
     socket.onclose = () => {
       sockets.delete(socket);
       protocol.disconnect(connection);
+      lastMessage.delete(socket);
       log.debug`Connection from ${peer} closed.`;
+      changed();
       // Nothing more is queued on a closed connection: forget it once its queue is done.
       const last = chain;
       last.then(() => {
@@ -258,6 +273,7 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
     socket.onmessage = (event: MessageEvent) => {
       // Closing (by either side): nobody will read a reply, so do not queue work for one.
       if (socket.readyState !== WebSocket.OPEN) return;
+      lastMessage.set(socket, performance.now());
       const data = event.data;
       // The limits are in bytes: a string's length counts UTF-16 units, not UTF-8 bytes.
       const size = typeof data === "string"
@@ -295,19 +311,20 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
     };
   }
 
-  /** Resolves true once no request waits, or false when `ms` pass first. */
-  function untilIdle(ms: number): Promise<boolean> {
-    if (waiting === 0) return Promise.resolve(true);
+  /** Resolves true once `done()` holds, or false when `ms` pass first. */
+  function until(done: () => boolean, ms: number): Promise<boolean> {
+    if (done()) return Promise.resolve(true);
     return new Promise((resolve) => {
-      const done = () => {
+      const finish = (result: boolean) => {
         clearTimeout(timer);
-        resolve(true);
+        watchers = watchers.filter((w) => w !== watcher);
+        resolve(result);
       };
-      const timer = setTimeout(() => {
-        idle = idle.filter((f) => f !== done);
-        resolve(false);
-      }, ms);
-      idle.push(done);
+      const watcher = () => {
+        if (done()) finish(true);
+      };
+      const timer = setTimeout(() => finish(false), ms);
+      watchers.push(watcher);
     });
   }
 
@@ -327,15 +344,35 @@ export function startServer(opts: ServerOptions): Promise<RunningServer> {
                 timeoutMs / 1000
               } s)...`;
             }
-            const drained = await untilIdle(timeoutMs);
-            for (const socket of sockets) {
+            const drained = await until(() => waiting === 0, timeoutMs);
+            const close = (socket: WebSocket) => {
               try {
                 socket.close(1001, "node is shutting down");
               } catch { /* already closed */ }
+            };
+            // Deno aborts a connection that receives a request after its close frame went
+            // out, and the reset destroys replies the client has not read yet. So a client
+            // still sending is given a moment (its new requests answered 503) and each
+            // connection is closed once it has been quiet for QUIET_MS, or at QUIET_BOUND_MS.
+            const quietBy = performance.now() + (drained ? QUIET_BOUND_MS : 0);
+            for (;;) {
+              const now = performance.now();
+              const open = [...sockets].filter((s) => s.readyState === WebSocket.OPEN);
+              for (const socket of open) {
+                if (now >= quietBy || now - (lastMessage.get(socket) ?? 0) >= QUIET_MS) {
+                  close(socket);
+                }
+              }
+              if (now >= quietBy || open.length === 0) break;
+              await new Promise((resolve) => setTimeout(resolve, QUIET_MS / 2));
             }
             // A request running at the deadline finishes (its commit is bounded); the ones
             // queued behind it see their connection closed and are skipped.
             await Promise.all(tails.values());
+            // Wait for each client's closing handshake before the process may exit: a socket
+            // closed with requests still unread in it is reset, and a reset destroys the
+            // replies the client has not read yet (seen: merges stored, replies lost).
+            await until(() => sockets.size === 0, CLOSE_HANDSHAKE_MS);
             await protocol.close();
             await server.shutdown();
             const report = { ...counts, timedOut: !drained };
