@@ -78,6 +78,8 @@ export class Builder {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #running: Promise<void> | null = null;
   #stopped = true;
+  /** Set by `stop`: a pass under way ends after the block it is building. */
+  #halting = false;
   #ticks = 0;
   #waiters: { count: number; resolve: (r: PassResult) => void }[] = [];
   #last: PassResult = { blocks: [], added: 0, dropped: [], reason: "not run yet" };
@@ -198,6 +200,9 @@ export class Builder {
       }
       total.reason = once.reason;
       if (once.added === 0 && once.dropped.length === 0) return total;
+      // Under a steady load a rule holds again after every block, so a pass could go on for
+      // ever: a stop ends it between blocks.
+      if (this.#halting) return total;
     }
   }
 
@@ -205,6 +210,7 @@ export class Builder {
   start(): void {
     if (!this.#stopped) return;
     this.#stopped = false;
+    this.#halting = false;
     this.#log.info`Builder started: ${
       describeRules(this.rules)
     }, at most ${this.maxBlock} per block, checking every ${this.sleepSeconds} s.`;
@@ -274,9 +280,13 @@ export class Builder {
     return this.#ticks;
   }
 
-  /** Stops the loop and waits for a pass under way to finish (its commit is never cut short). */
+  /**
+   * Stops the loop and waits for a pass under way to finish the block it is building (its
+   * commit is never cut short); the pass builds no block after it.
+   */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#halting = true;
     clearTimeout(this.#timer);
     await this.#running;
   }
