@@ -5,6 +5,7 @@
  * and no keys outside the schema. The chaos and fuzz tools and the tests share them.
  */
 import { checkTxFields, txId } from "../../lib/core/transaction.ts";
+import { K } from "../../lib/store/schema.ts";
 import type { Store } from "../../lib/store/store.ts";
 import { MainProcess } from "./main_process.ts";
 import type { Summary } from "./summary.ts";
@@ -31,9 +32,17 @@ export async function placesOf(store: Store): Promise<{
   return { chain, pool, dropped };
 }
 
-/** Runs `foxchain verify --indexes --json` on a KV file; a failure is a violation. */
-export async function verifyCli(db: string, summary: Summary, context: string): Promise<void> {
-  const p = new MainProcess(["verify", "--indexes", "--json", "-r", db]);
+/**
+ * Runs `foxchain verify --indexes --json` on a KV file, under the network's rule flags
+ * (`ruleArgs`, e.g. `--rule count -k 5`; none for the defaults); a failure is a violation.
+ */
+export async function verifyCli(
+  db: string,
+  summary: Summary,
+  context: string,
+  ruleArgs: readonly string[] = [],
+): Promise<void> {
+  const p = new MainProcess(["verify", "--indexes", "--json", "-r", db, ...ruleArgs]);
   const status = await p.finished();
   summary.add("verify --indexes runs");
   if (status.code !== 0) {
@@ -41,19 +50,18 @@ export async function verifyCli(db: string, summary: Summary, context: string): 
   }
 }
 
-/** The key prefixes the store's schema has (docs/storage.md). */
-export const SCHEMA_PREFIXES = [
-  "meta",
-  "tip",
-  "poolsize",
-  "poolgen",
-  "tx",
-  "pool",
-  "block",
-  "body",
-  "bal",
-  "peer",
-  "req",
+/**
+ * The key prefixes of the store's schema, read from its one list of keys (lib/store/schema.ts),
+ * so a key added there is known here.
+ */
+export const SCHEMA_PREFIXES: readonly string[] = [
+  ...new Set(
+    Object.values(K).map((key) =>
+      String(
+        (typeof key === "function" ? (key as (...a: unknown[]) => Deno.KvKey)("x", 0) : key)[0],
+      )
+    ),
+  ),
 ];
 
 /** Every key has a schema prefix, and every peer is a ws:// or wss:// URL of at most 512 bytes. */
