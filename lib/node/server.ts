@@ -99,9 +99,10 @@ export interface RunningServer {
   /**
    * Stops gracefully: new connections are refused (503) and new requests on open ones are
    * answered 503; every request received before is run and answered, for at most
-   * `timeoutMs` (default DEFAULT_STOP_TIMEOUT_MS); then every connection is closed (1001),
-   * requests still queued are skipped (not run), and the listener stops. Calling it again
-   * returns the first call's promise.
+   * `timeoutMs` (default DEFAULT_STOP_TIMEOUT_MS); then each connection is closed (1001) once
+   * no request came on it for QUIET_MS (at most QUIET_BOUND_MS later), requests still queued
+   * at the deadline are skipped (not run), and the listener stops. Calling it again returns
+   * the first call's promise. docs/reliability.md ("Graceful stop") says why.
    */
   shutdown(opts?: { timeoutMs?: number }): Promise<ShutdownReport>;
 }
