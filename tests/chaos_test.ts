@@ -6,14 +6,14 @@
 import assert from "node:assert/strict";
 import { runChaos } from "../tools/chaos/run.ts";
 
-Deno.test("chaos, 2 rounds: every acknowledged transfer stored once, ledger valid after kills", async () => {
+Deno.test("chaos, 3 rounds (each node shape): every acknowledged transfer stored once, ledger valid after kills", async () => {
   const lines: string[] = [];
   const summary = await runChaos({
-    rounds: 2,
+    rounds: 3,
     seed: 3,
     clients: 4,
     roundMs: 300,
-    modes: ["serve+build", "start"],
+    modes: ["serve+build", "start", "serve+2build"],
     progress: (line) => lines.push(line),
   });
   console.log(lines.join("\n"));
@@ -22,5 +22,5 @@ Deno.test("chaos, 2 rounds: every acknowledged transfer stored once, ledger vali
   assert.ok(summary.get("SIGKILL sent") > 0, summary.render());
   assert.ok(summary.get("SIGINT sent") + summary.get("SIGTERM sent") > 0, summary.render());
   assert.ok(summary.get("transfers acknowledged") > 0);
-  assert.equal(summary.get("audits"), 3);
+  assert.equal(summary.get("audits"), 4);
 });
