@@ -15,7 +15,6 @@ import type { AcceptResult, AddOutcome, MergeRequest, Store } from "../store/sto
 import { BadCursor } from "../store/cursor.ts";
 import { BlockIntake } from "./block_intake.ts";
 import {
-  admitTx,
   checkTxFields,
   isAddress,
   type Item,
