@@ -23,6 +23,7 @@ import {
   TX_ID,
   txId,
   txToWire,
+  withSignature,
 } from "../core/transaction.ts";
 import { RELAY_MAX_AGE_SECONDS } from "../core/params.ts";
 import { plural } from "../core/words.ts";
@@ -41,8 +42,12 @@ export interface Reply {
 export const LIMITS = {
   /** Transactions in one `merge`. */
   mergeItems: 10_000,
-  /** Blocks in one `merge`. */
-  mergeBlocks: 100,
+  /**
+   * Blocks in one `merge`: as many as one `blocks` reply gives (blocksPage), so that a lab-5
+   * tracker relaying a node's whole `blocks` list is taken whole; `--max-message` bounds the
+   * bytes.
+   */
+  mergeBlocks: 1_000,
   /** Pool transactions in one `pool` reply. */
   poolPage: 10_000,
   /** Blocks in one `blocks` reply. */
@@ -834,13 +839,18 @@ function parseWireBlock(input: unknown): string | WireBlock {
   for (const [i, raw] of b.items.entries()) {
     if (typeof raw !== "object" || raw === null) return `item ${i} is not an object`;
     const r = raw as Record<string, unknown>;
-    const item = {
-      sender: r.sender,
-      receiver: r.receiver,
-      amount: r.amount,
-      t: r.t,
-      prev_hash: r.prev_hash ?? null,
-    } as Item;
+    // A signed item keeps its pubkey and sig (the block hash covers them, the validator checks
+    // them); whatever else an item carries is dropped, as the lab did.
+    const item = withSignature(
+      {
+        sender: r.sender,
+        receiver: r.receiver,
+        amount: r.amount,
+        t: r.t,
+        prev_hash: r.prev_hash ?? null,
+      } as Item,
+      { pubkey: r.pubkey ?? undefined, sig: r.sig ?? undefined } as Tx,
+    );
     const bad = checkTxFields(item);
     if (bad) return `item ${i}: ${bad}`;
     if (item.prev_hash !== null && typeof item.prev_hash !== "string") {
