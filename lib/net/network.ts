@@ -326,7 +326,9 @@ export class Network implements NetworkHooks {
   /** Starts an outbound link to `url` unless there is one or the cap is reached. */
   #link(url: string): void {
     if (this.#stopped || this.#peers.has(url) || url === this.#listen) return;
-    if (this.#peers.size >= this.#t.maxLinks) return;
+    // A refused peer (another network) stays listed with its reason but holds no slot.
+    const holding = [...this.#peers.values()].filter((p) => p.conn.state !== "refused").length;
+    if (holding >= this.#t.maxLinks) return;
     const conn = new PeerConnection<Hello | null>(url, {
       ...this.#linkTimings,
       dialer: this.#dialer,
