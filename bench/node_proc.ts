@@ -43,7 +43,14 @@ export async function peakRssOf(pid: number): Promise<number> {
  */
 export async function startNode(
   db: string,
-  opts: { quiet?: boolean; timeoutMs?: number; command?: string; args?: string[] } = {},
+  opts: {
+    quiet?: boolean;
+    timeoutMs?: number;
+    command?: string;
+    args?: string[];
+    /** Also append the node's log to this file (for profiling a run). */
+    logFile?: string;
+  } = {},
 ): Promise<NodeProcess> {
   const port = freePort();
   const args = [
@@ -76,11 +83,16 @@ export async function startNode(
   let tail = "";
   const draining = (async () => {
     const decoder = new TextDecoder();
+    const file = opts.logFile
+      ? await Deno.open(opts.logFile, { create: true, append: true })
+      : undefined;
     for await (const chunk of child.stderr) {
+      await file?.write(chunk);
       const text = decoder.decode(chunk, { stream: true });
       for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) lines++;
       tail = (tail + text).slice(-2000);
     }
+    file?.close();
   })();
   let exited = false;
   const status = child.status.then((s) => {

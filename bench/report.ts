@@ -1,4 +1,5 @@
 /** The results of one `deno task bench` run, the targets they are judged by, and Markdown. */
+import type { ChainRow } from "./network.ts";
 import type { SignedResults } from "./signed.ts";
 
 /** Everything one run measured. */
@@ -48,8 +49,9 @@ export interface Results {
   peerApply?: { blocks: number; transactions: number; applySeconds: number; buildSeconds: number };
   /** The network (bench/network.ts); absent in results older than issue 8. */
   network?: {
+    /** Three builders and the same loads on one (bench/network.ts `ChainRow`). */
+    chain: { three: ChainRow; one: ChainRow; intervalSeconds: number; jitterSeconds: number };
     propagation: { samples: number; p50Ms: number; p95Ms: number; maxMs: number };
-    relay: { transactions: number; seconds: number; txPerSecond: number };
     catchUp: {
       blocks: number;
       seconds: number;
@@ -161,6 +163,9 @@ export function verdicts(r: Results): Verdict[] {
       met: ratio <= 1.5,
     });
   }
+  if (r.network) {
+    out.push(...networkVerdicts(r.network));
+  }
   const m = r.memory;
   out.push({
     target: "node RSS < 200 MB with a 100,000-transaction pool and chain",
@@ -170,6 +175,78 @@ export function verdicts(r: Results): Verdict[] {
     met: m.peakRssBytes < 200e6,
   });
   return out;
+}
+
+/** The issue-8 targets: chain rate, latency and catch-up. */
+export function networkVerdicts(n: NonNullable<Results["network"]>): Verdict[] {
+  const { three, one, intervalSeconds } = n.chain;
+  const limitMs = (intervalSeconds + 2) * 1000;
+  const c = n.catchUp;
+  return [
+    {
+      target: "network: tx/s into the chain on all 3 nodes >= 30% of the same load on 1 node",
+      measured: `${pct(three.txPerSecond / one.txPerSecond)} (${int(three.txPerSecond)} vs ${
+        int(one.txPerSecond)
+      } tx/s)`,
+      met: three.txPerSecond / one.txPerSecond >= 0.3,
+    },
+    {
+      target: `network: p99 submit to in the chain on every node < interval + 2 s (${
+        fixed(limitMs / 1000, 1)
+      } s)`,
+      measured: `${int(three.p99Ms)} ms at ${int(three.pacedRate)} tx/s (1 node: ${
+        int(one.p99Ms)
+      } ms)`,
+      met: three.p99Ms < limitMs,
+    },
+    {
+      target: "network: catch-up of 10,000 blocks >= 50% of local appendBlocks",
+      measured: `${pct(c.blocksPerSecond / c.localBlocksPerSecond)} (${int(c.blocksPerSecond)} vs ${
+        int(c.localBlocksPerSecond)
+      } blocks/s)`,
+      met: c.blocksPerSecond / c.localBlocksPerSecond >= 0.5,
+    },
+  ];
+}
+
+/** The network section of the Markdown (also printed by `deno run -A bench/network.ts`). */
+export function networkMarkdown(n: NonNullable<Results["network"]>): string[] {
+  const { three, one, intervalSeconds, jitterSeconds } = n.chain;
+  const lines = [
+    "## Network: `start --peer` processes on loopback, each with its builder",
+    "",
+    `Rules \`--rule count -k 1\`, builders \`--sleep ${intervalSeconds} --jitter ${jitterSeconds}\` ` +
+    "(bench/network.ts says why). " +
+    "Saturating: mints from 6 connections spread over the nodes, as fast as they " +
+    "are acknowledged, timed from the first submit until every one is in the chain on every " +
+    "node. Paced: a fixed rate (half the 3-node rate) for 5 s, each transaction timed from its " +
+    "submit until it is in the chain on every node. The chains are read with `blocks " +
+    "{locator}` every 20 ms.",
+    "",
+  ];
+  const rows = [three, one].map((x) => [
+    `${x.nodes} node${x.nodes > 1 ? "s" : ""}`,
+    `${int(x.txPerSecond)} tx/s (${int(x.transactions)} in ${fixed(x.seconds, 1)} s)`,
+    `${int(x.loadP50Ms)} / ${int(x.loadP99Ms)} ms`,
+    `${int(x.pacedRate)} tx/s: ${int(x.p50Ms)} / ${int(x.p99Ms)} ms (max ${int(x.maxMs)})`,
+    `${int(x.blocks + 1)} blocks, ${int(x.reorgs)} reorgs undoing ${int(x.undone)}`,
+  ]);
+  const head = ["run", "into every chain", "p50 / p99 (saturating)", "paced p50 / p99", "chain"];
+  lines.push(`| ${head.join(" | ")} |`, `|${head.map(() => " --- ").join("|")}|`);
+  for (const row of rows) lines.push(`| ${row.join(" | ")} |`);
+  lines.push("");
+  const c = n.catchUp;
+  const p = n.propagation;
+  lines.push(
+    `Propagation A -> C through the pools (no builders, ${int(p.samples)} one at a time): ` +
+      `p50 ${fixed(p.p50Ms)} ms, p95 ${fixed(p.p95Ms)} ms, max ${fixed(p.maxMs)} ms. ` +
+      `Catch-up of ${int(c.blocks)} blocks by an empty node: ${int(c.blocksPerSecond)} ` +
+      `blocks/s (${fixed(c.seconds, 1)} s); local appendBlocks ${
+        int(c.localBlocksPerSecond)
+      } blocks/s (${pct(c.blocksPerSecond / c.localBlocksPerSecond)}).`,
+    "",
+  );
+  return lines;
 }
 
 /** The results as the Markdown committed in bench/results/latest.md. */
@@ -287,37 +364,7 @@ export function renderMarkdown(r: Results): string {
       ],
     ]);
   }
-  if (r.network) {
-    const n = r.network;
-    lines.push(
-      "## Network: three `serve --peer` processes on loopback",
-      "",
-      "B dials A, C dials B (they share addresses, so C links to A too). Propagation: one " +
-        "transaction at a time sent to A until C's `tx` finds it. Relay: 10 clients send " +
-        "batches of 100 to A until C's pool holds all. Catch-up: an empty node given `--peer` " +
-        "of a node holding the chain, until its height matches.",
-      "",
-    );
-    table(["what", "result"], [
-      [
-        `propagation A -> C (${int(n.propagation.samples)} transactions)`,
-        `p50 ${fixed(n.propagation.p50Ms)} ms, p95 ${fixed(n.propagation.p95Ms)} ms, max ${
-          fixed(n.propagation.maxMs)
-        } ms`,
-      ],
-      [
-        `relay of ${int(n.relay.transactions)} transactions to C`,
-        `${int(n.relay.txPerSecond)} tx/s (${fixed(n.relay.seconds, 1)} s)`,
-      ],
-      [
-        `catch-up of ${int(n.catchUp.blocks)} blocks`,
-        `${int(n.catchUp.blocksPerSecond)} blocks/s (${fixed(n.catchUp.seconds, 1)} s); local ` +
-        `appendBlocks ${int(n.catchUp.localBlocksPerSecond)} blocks/s (${
-          pct(n.catchUp.blocksPerSecond / n.catchUp.localBlocksPerSecond)
-        })`,
-      ],
-    ]);
-  }
+  if (r.network) lines.push(...networkMarkdown(r.network));
   const v = r.verify;
   lines.push(
     `## Verify: full-ledger validation of ${int(v.chainTxs)} transactions`,

@@ -16,7 +16,7 @@ import { ingest } from "./load.ts";
 import { startNode } from "./node_proc.ts";
 import { renderMarkdown, type Results } from "./report.ts";
 import { timePeerApply, timeReorg } from "./reorg.ts";
-import { timeCatchUp, timePropagation, timeRelay } from "./network.ts";
+import { timeCatchUp, timeChain, timePropagation } from "./network.ts";
 import { timeSigned } from "./signed.ts";
 
 /** Ingest configurations; `to` is where the pool is read as "large" (see the table). */
@@ -176,17 +176,17 @@ try {
   log("peer blocks vs local build...");
   results.peerApply = await timePeerApply(dir.path, 100);
 
-  for (const part of ["propagation", "relay", "catchup"]) await Deno.mkdir(`${dir.path}/${part}`);
+  for (const part of ["chain", "propagation", "catchup"]) await Deno.mkdir(`${dir.path}/${part}`);
+  await settle();
+  log("network: chain throughput and latency, 3 builders and the same load on 1...");
+  const chain = await timeChain(`${dir.path}/chain`);
   await settle();
   log("network: propagation A -> C over 3 nodes...");
   const propagation = await timePropagation(`${dir.path}/propagation`);
   await settle();
-  log("network: relay throughput to the third node...");
-  const relay = await timeRelay(`${dir.path}/relay`);
-  await settle();
   log("network: catch-up of a 10,000-block chain...");
   const catchUp = await timeCatchUp(`${dir.path}/catchup`);
-  results.network = { propagation, relay, catchUp };
+  results.network = { chain, propagation, catchUp };
 
   const chains: ChainDb[] = [];
   for (const blocks of CHAIN_LENGTHS) {
