@@ -487,7 +487,10 @@ export async function timeCatchUp(dir: string, blocks = 10_000): Promise<CatchUp
   let empty: NodeProcess | undefined;
   try {
     const started = performance.now();
-    empty = await startNode(`${dir}/empty.kv`, { args: [...RULE_ARGS, "--peer", holder.url] });
+    empty = await startNode(`${dir}/empty.kv`, {
+      args: [...(LOG_DIR ? RULES : RULE_ARGS), "--peer", holder.url],
+      logFile: LOG_DIR ? `${LOG_DIR}/catchup.log` : undefined,
+    });
     await until(
       "the empty node caught up",
       async () => {
