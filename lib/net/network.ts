@@ -623,9 +623,19 @@ export class Network implements NetworkHooks {
       blocks.push(b as unknown as Block);
     }
     let done = 0;
-    for (const run of chunks(blocks, APPEND_RUN_ITEMS, (b) => b.items.length)) {
+    // A run the store finds too large for one commit is halved until it fits (the store's
+    // budget, not a guess here, decides); any other refusal ends the fast path.
+    let size = APPEND_RUN_BLOCKS;
+    while (done < blocks.length) {
+      const run = blocks.slice(done, done + size);
       const result = await this.#store.appendBlocks(run);
-      if (!result.ok) break;
+      if (!result.ok) {
+        if ("tooLarge" in result && result.tooLarge && size > 1) {
+          size = Math.max(1, size >> 1);
+          continue;
+        }
+        break;
+      }
       done += run.length;
       for (const block of run) this.#announced.add(block.hash);
     }
@@ -699,11 +709,8 @@ const RELAY_ITEMS = 4_000;
 /** New best-chain blocks pushed at most at once; peers further behind catch up by locator. */
 const PUSH_WINDOW = 100;
 
-/**
- * Transactions in one catch-up run: with a block's own keys, a run of this many stays inside
- * one KV commit's limits (a full block of 240 goes alone).
- */
-const APPEND_RUN_ITEMS = 200;
+/** Blocks tried in one catch-up run at first; halved while the store says it is too large. */
+const APPEND_RUN_BLOCKS = 128;
 
 /** Splits `list` into runs of at most `max` weight and LIMITS.mergeBlocks entries. */
 function chunks<T>(list: readonly T[], max: number, weight: (x: T) => number): T[][] {

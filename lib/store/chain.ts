@@ -38,7 +38,13 @@ export interface Dropped {
 /** The result of trying to append blocks on the tip. */
 export type AppendResult =
   | { ok: true }
-  | { ok: false; conflict: boolean; reason: string };
+  | {
+    ok: false;
+    conflict: boolean;
+    reason: string;
+    /** The run is valid as far as checked but needs more than one KV commit: split it. */
+    tooLarge?: boolean;
+  };
 
 /** What `accept` did with a block from a peer or a client. */
 export type AcceptResult =
@@ -294,7 +300,14 @@ export class Chain {
     // poolgen, so checking it rules that out (only blocks from elsewhere ever need this).
     if (unknown) budget.check(K.poolGen, poolGen.versionstamp);
     const over = budget.overLimit();
-    if (over) return invalid(`run of ${run.length} blocks ${over}`);
+    if (over) {
+      return {
+        ok: false,
+        conflict: false,
+        tooLarge: true,
+        reason: `run of ${run.length} blocks ${over}`,
+      };
+    }
     const result = await budget.commit();
     if (!result.ok) return { ok: false, conflict: true, reason: "chain or pool changed meanwhile" };
     return { ok: true };

@@ -277,7 +277,7 @@ export class Store {
   /**
    * Appends consecutive blocks that extend the tip in one atomic commit, each validated as
    * `appendBlock` validates one; all or none. The run must fit one KV commit (docs/storage.md);
-   * a larger run is refused whole with `conflict: false`. Reasons name the block.
+   * a larger run is refused whole with `tooLarge: true` (split it). Reasons name the block.
    */
   async appendBlocks(blocks: readonly Block[]): Promise<AppendBlocksResult> {
     if (blocks.length === 0) return { ok: true, blocks: [] };
