@@ -6,10 +6,10 @@
 import assert from "node:assert/strict";
 import { NodeClient } from "../lib/net/client.ts";
 import { GENESIS } from "../lib/core/params.ts";
+import { send, startArgs, status } from "./fixtures/network_nodes.ts";
 import { addr } from "./fixtures/helpers.ts";
 import { poll, withProcesses, withTempDir } from "./fixtures/node.ts";
 
-const RULES = ["--rule", "count", "-k", "1"];
 const WAIT_MS = 30_000;
 
 /** A TCP proxy on loopback to a target set later; `cut()` drops every connection. */
@@ -87,42 +87,13 @@ class Proxy {
   }
 }
 
-async function status(client: NodeClient): Promise<Record<string, unknown>> {
-  const reply = await client.request("status");
-  assert.equal(reply.status, 200, reply.error);
-  return reply.response!;
-}
-
-async function send(client: NodeClient, receiver: string, amount: number): Promise<string> {
-  const reply = await client.request("merge", {
-    pool: [{ sender: GENESIS, receiver, amount }],
-    verbose: true,
-  });
-  assert.equal(reply.status, 202, reply.error);
-  return (reply.response as { accepted: string[] }).accepted[0];
-}
-
 Deno.test("processes: a partition heals to one tip with every transaction in the chain", async () => {
   const proxies = [new Proxy(), new Proxy()];
   try {
     await withTempDir((dir) =>
       withProcesses(async (spawn) => {
         const start = (db: string, advertise: string, peers: string[]) =>
-          spawn([
-            "start",
-            "--hostname",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--db",
-            db,
-            "--advertise",
-            advertise,
-            "--sleep",
-            "0.1",
-            ...RULES,
-            ...peers.flatMap((p) => ["--peer", p]),
-          ]);
+          spawn(startArgs(db, peers, ["--advertise", advertise, "--sleep", "0.1"]));
         // A and B each advertise their proxy: every link between them runs through one.
         const a = start(`${dir}/a.kv`, proxies[0].url, []);
         const aUrl = await a.listening();
@@ -203,16 +174,7 @@ Deno.test("processes: a partition heals to one tip with every transaction in the
 Deno.test("processes: a peer flooding invalid blocks is disconnected; clients are still served", async () => {
   await withTempDir((dir) =>
     withProcesses(async (spawn) => {
-      const node = spawn([
-        "start",
-        "--hostname",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--db",
-        `${dir}/a.kv`,
-        ...RULES,
-      ]);
+      const node = spawn(startArgs(`${dir}/a.kv`, []));
       const url = await node.listening();
       const client = await NodeClient.connect(url);
       const rogue = await NodeClient.connect(url);

@@ -7,12 +7,10 @@
  */
 import assert from "node:assert/strict";
 import { NodeClient } from "../lib/net/client.ts";
-import { GENESIS } from "../lib/core/params.ts";
 import { addr } from "./fixtures/helpers.ts";
+import { liveLinks, send, startArgs, status } from "./fixtures/network_nodes.ts";
 import { type MainProcess, poll, runMain, withProcesses, withTempDir } from "./fixtures/node.ts";
 
-/** Rules every node of the test network runs: a block for every transaction, cut quickly. */
-const RULES = ["--rule", "count", "-k", "1"];
 const BUILDER = ["--sleep", "0.1", "--jitter", "0.1"];
 const WAIT_MS = 30_000;
 
@@ -32,19 +30,7 @@ async function startFoxchain(
   peers: string[],
   extra: string[] = [],
 ): Promise<RunningNode> {
-  const proc = spawn([
-    "start",
-    "--hostname",
-    "127.0.0.1",
-    "--port",
-    "0",
-    "--db",
-    db,
-    ...RULES,
-    ...BUILDER,
-    ...peers.flatMap((p) => ["--peer", p]),
-    ...extra,
-  ]);
+  const proc = spawn(startArgs(db, peers, [...BUILDER, ...extra]));
   const url = await proc.listening();
   return { proc, url, client: await NodeClient.connect(url) };
 }
@@ -76,28 +62,6 @@ async function withThreeNodes(
       }
     })
   );
-}
-
-async function status(client: NodeClient): Promise<Record<string, unknown>> {
-  const reply = await client.request("status");
-  assert.equal(reply.status, 200, reply.error);
-  return reply.response!;
-}
-
-async function liveLinks(client: NodeClient): Promise<number> {
-  const network = (await status(client)).network as { live: number } | undefined;
-  return network?.live ?? 0;
-}
-
-/** Sends one transfer and returns its id. */
-async function send(client: NodeClient, receiver: string, amount: number): Promise<string> {
-  const reply = await client.request("merge", {
-    pool: [{ sender: GENESIS, receiver, amount }],
-    verbose: true,
-  });
-  assert.equal(reply.status, 202, reply.error);
-  const [id] = (reply.response as { accepted: string[] }).accepted;
-  return id;
 }
 
 async function inChain(client: NodeClient, id: string): Promise<boolean> {

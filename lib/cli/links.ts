@@ -3,19 +3,10 @@
  * the peer's height and tip as last heard, the lag in blocks and when it last answered.
  */
 import { table } from "./cli.ts";
+import type { LinkInfo } from "../net/network.ts";
 
-/** A link as `status.network.links` and `peers.links` carry it (lib/net/network.ts LinkInfo). */
-export interface LinkRow {
-  url: string;
-  state: string;
-  node: string | null;
-  height: number | null;
-  tip: string | null;
-  lag: number | null;
-  lastSeen: number | null;
-  error: string | null;
-  kind?: string;
-}
+/** A link as `status.network.links` and `peers.links` carry it (the wire form of LinkInfo). */
+export type LinkRow = Omit<LinkInfo, "kind"> & { kind?: string };
 
 /** The header of the links table. */
 export const LINK_HEADER = ["PEER", "STATE", "HEIGHT", "TIP", "LAG", "LAST SEEN"];
