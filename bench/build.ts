@@ -44,17 +44,18 @@ export async function timeBuild(
     const started = performance.now();
     const result = await builder.pass();
     const seconds = (performance.now() - started) / 1000;
-    const packed = result.blocks.reduce((n, b) => n + b.items.length, 0);
-    if (packed + result.dropped.length !== pool) {
-      throw new Error(`packed ${packed} and dropped ${result.dropped.length} of ${pool}`);
+    // A pass reports its last PASS_KEEP blocks only: count what left the pool instead.
+    const left = (await store.poolStats()).size;
+    if (left !== 0 || result.dropped.length !== 0) {
+      throw new Error(`${left} of ${pool} left in the pool, ${result.dropped.length} dropped`);
     }
     return {
       pool,
-      blocks: result.blocks.length,
+      blocks: result.added,
       dropped: result.dropped.length,
       seconds,
       txPerSecond: pool / seconds,
-      blocksPerSecond: result.blocks.length / seconds,
+      blocksPerSecond: result.added / seconds,
     };
   } finally {
     await store.close();

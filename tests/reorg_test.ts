@@ -314,3 +314,47 @@ Deno.test("a relay of a side block's transactions while they are settled into th
     assert.equal(pool, 30);
   }
 });
+
+Deno.test("a side branch is judged on its own state after our chain grew under it", async () => {
+  const store = await fresh();
+  try {
+    const [root] = chainOn(null, [[tx(GENESIS, X, 10, T0)]]);
+    const main = chainOn(root, [
+      [tx(GENESIS, Y, 1, T0 + 1)],
+      [tx(GENESIS, Y, 1, T0 + 2)],
+    ]);
+    const [s1] = chainOn(root, [[tx(GENESIS, Y, 2, T0 + 3)]]);
+    await feed(store, [root, ...main]);
+    assert.equal((await store.acceptBlock(s1)).status, "side"); // its state is kept now
+    // Our chain grows: a transfer T, and a mint to Z that only this chain has.
+    const t = tx(GENESIS, Y, 3, T0 + 4);
+    const [m3, m4, m5] = chainOn(main[1], [
+      [t, tx(GENESIS, Z, 10, T0 + 5)],
+      [tx(GENESIS, Y, 1, T0 + 6)],
+      [tx(GENESIS, Y, 1, T0 + 6.5)],
+    ]);
+    await feed(store, [m3, m4, m5]);
+    assert.equal((await store.tip()).hash, m5.hash);
+    // The side branch grows to T's height, staying shorter than ours.
+    const [s2, s3] = chainOn(s1, [[tx(GENESIS, Y, 4, T0 + 7)], [tx(GENESIS, Y, 5, T0 + 8)]]);
+    assert.deepEqual((await feed(store, [s2, s3])).map((r) => r.status), ["side", "side"]);
+    // On the side branch T is not in the chain (so it may be there too), and Z has nothing.
+    const [withT] = chainOn(s3, [[t]]);
+    assert.equal((await store.acceptBlock(withT)).status, "side");
+    const [spendsZ] = chainOn(withT, [[tx(Z, Y, 5, T0 + 9)]]);
+    const refused = await store.acceptBlock(spendsZ);
+    assert.equal(refused.status, "invalid");
+    assert.match((refused as { reason: string }).reason, /balance|funds|has 0/);
+    // And the branch, grown past our chain, is switched to with the same verdicts.
+    const [longer, longest] = chainOn(withT, [[tx(GENESIS, Y, 1, T0 + 10)], [
+      tx(GENESIS, Y, 1, T0 + 11),
+    ]]);
+    await feed(store, [longer, longest]);
+    assert.equal((await store.tip()).hash, longest.hash);
+    assert.equal((await store.lookupTx(txId(t)))?.state, "chain");
+    const verdict = await verifyStore(store, { indexes: true, nowSeconds: LATER.now() / 1000 });
+    assert.ok(verdict.ok, JSON.stringify(verdict));
+  } finally {
+    await store.close();
+  }
+});

@@ -6,7 +6,7 @@
  * switch to a better branch is journaled, so a crash at any point leaves the old chain or,
  * once opening the store has finished the journal, the new one. docs/storage.md has the why.
  */
-import { type Block, checkBlockShape, type WireBlock } from "../core/block.ts";
+import { type Block, checkBlockShape, itemTx, type WireBlock } from "../core/block.ts";
 import type { Clock } from "../core/clock.ts";
 import { BODY_PART_ITEMS, MAX_BLOCK_ITEMS } from "../core/params.ts";
 import { RunningBalances } from "../core/balances.ts";
@@ -69,6 +69,16 @@ type Step =
   | { kind: "disconnect"; block: Block; ids: string[]; parent: Tip }
   | { kind: "connect"; block: Block; ids: string[]; effects: BlockEffects };
 
+/** A side branch's validated state and the best-chain tip and fork point it was made against. */
+interface SideTrial {
+  tip: { height: number; hash: string | null };
+  fork: number;
+  trial: BranchState;
+}
+
+/** Side branches whose state is kept between their blocks. */
+const SIDE_TRIALS = 8;
+
 /** A commit of blocks uses at most this share of KV's limits, by the estimate below. */
 const CHUNK_SHARE = 0.9;
 
@@ -77,11 +87,13 @@ export class Chain {
   #lock: Promise<unknown> = Promise.resolve();
   #switching: Promise<void> | null = null;
   /**
-   * The state on top of the side block checked last, while the tip stays where it was: a
-   * branch arriving block by block is validated in O(1) per block instead of from the fork
-   * point each time (which made a 100-block competing branch quadratic).
+   * The states on top of the side blocks checked last, by branch top (a few branches, e.g. one
+   * per peer that builds): a branch arriving block by block is validated in O(its block) each
+   * time, not from the fork point (which made a competing branch quadratic). Each holds the
+   * best-chain tip it was made against; when our own chain only grew since, the new blocks are
+   * taken out of the state rather than the state thrown away.
    */
-  #sideTrial: { tip: string | null; top: string; trial: BranchState } | null = null;
+  readonly #sideTrials = new Map<string, SideTrial>();
   readonly #tipListeners = new Set<() => void>();
 
   /** A chain on `kv`, validating under `rules` with `clock` as the receiver's time. */
@@ -515,7 +527,7 @@ export class Chain {
     const end: Tip = { height: trial.height, hash: trial.hash, time: trial.time };
     if (opts.dryRun) {
       if (reason) return { status: "invalid", reason };
-      this.#sideTrial = { tip: tip.hash, top: target, trial };
+      this.#keepSideTrial(target, { tip: { height: tip.height, hash: tip.hash }, fork, trial });
       return { status: "side", height: (await this.header(target))!.height };
     }
     const from = resume?.from ?? tip;
@@ -574,17 +586,18 @@ export class Chain {
    * (same tip); null when there is no such state.
    */
   async #extendSideTrial(target: string): Promise<AcceptResult | null> {
-    const cached = this.#sideTrial;
     const header = await this.header(target);
-    if (!cached || !header || header.prev_hash !== cached.top) return null;
-    if ((await this.tipEntry()).tip.hash !== cached.tip) {
-      this.#sideTrial = null;
-      return null;
-    }
+    const cached = header?.prev_hash ? this.#sideTrials.get(header.prev_hash) : undefined;
+    if (!header || !cached) return null;
+    this.#sideTrials.delete(header.prev_hash!);
+    const { tip } = await this.tipEntry();
+    if (tip.switching) return null;
+    if (tip.hash !== cached.tip.hash && !await this.#absorbMain(cached, tip)) return null;
     const block = await this.readBody(header);
     const { trial } = cached;
-    // Ids and addresses new to this branch are read as stored: none is in an abandoned block
-    // (those were all read when the cache was made), so the stored state is this branch's.
+    // Ids and addresses new to this branch are read as stored: none is in a best-chain block
+    // above the fork (those were read, or taken out, when the state was made or moved), so the
+    // stored state is this branch's.
     const ids = block.items.map((item) => txId(item)).filter((id) => !trial.records.has(id));
     const addresses = addressesOf(block.items).filter((a) => !trial.balances.has(a));
     const [balances, records] = await Promise.all([
@@ -601,8 +614,44 @@ export class Chain {
       return { status: "invalid", reason: verdict.reason };
     }
     trial.connect(block, verdict.effects);
-    cached.top = target;
+    this.#keepSideTrial(target, cached);
     return { status: "side", height: header.height };
+  }
+
+  /**
+   * Brings a side branch's state from the best-chain tip it was made against to `tip`, when
+   * the best chain only grew since: the new blocks are above the fork, so their effects are
+   * taken out of what the state reads from now on (addresses it holds already are the
+   * branch's). False when the chain switched meanwhile, or the branch is now too deep.
+   */
+  async #absorbMain(cached: SideTrial, tip: Tip): Promise<boolean> {
+    if (tip.height < cached.tip.height) return false;
+    if ((await this.mainHeader(cached.tip.height))?.hash !== cached.tip.hash) return false;
+    if (tip.height - cached.fork > MAX_REORG_DEPTH) return false;
+    const added = await this.#mainBlocks(cached.tip.height + 1, tip.height);
+    const { trial } = cached;
+    const items = added.flatMap((b) => b.items);
+    const fresh = addressesOf(items).filter((a) => !trial.balances.has(a));
+    const stored = await readBalances(this.kv, fresh);
+    for (const { sender, receiver, amount } of items) {
+      if (stored.has(sender)) stored.set(sender, stored.get(sender)! + amount);
+      if (stored.has(receiver)) stored.set(receiver, stored.get(receiver)! - amount);
+    }
+    for (const [a, v] of stored) trial.balances.set(a, v);
+    // Their transactions are not in this branch's chain (unless it holds them: those it knows).
+    for (const item of items) {
+      const id = txId(item);
+      if (!trial.records.has(id)) trial.records.set(id, { state: "pool", tx: itemTx(item) });
+    }
+    cached.tip = { height: tip.height, hash: tip.hash };
+    return true;
+  }
+
+  #keepSideTrial(top: string, state: SideTrial): void {
+    this.#sideTrials.set(top, state);
+    while (this.#sideTrials.size > SIDE_TRIALS) {
+      this.#sideTrials.delete(this.#sideTrials.keys().next().value!);
+    }
   }
 
   async #trySwitch(target: string): Promise<AcceptResult> {
