@@ -4,11 +4,9 @@
  * The single-node shapes exist today: `serve+build` (two processes on one file), `serve+2build`
  * (two builders racing) and `start` (one process).
  *
- * This is the seam for the network (issue 8). A network shape is one more Cluster made here
- * from `placeNodes(dir, 3..5)`: one `start` member per place, each with `--peer` flags naming
- * the others. Nothing else changes: the run loop already kills random members and restarts
- * them unchanged, the clients spread over `urls`, the audits run on every file in `dbs`, and
- * `checkAgreement` (below) checks that after the last restart every node is on one tip.
+ * The network shape (`makeNetwork`) is 3-5 `start` members, one per place, each with `--peer`
+ * flags naming the others; tools/chaos/network.ts runs it, and `checkAgreement` (below) checks
+ * that after the last restart every node is on one tip.
  */
 import { freePort, MainProcess } from "../shared/main_process.ts";
 
@@ -22,8 +20,10 @@ export interface Member {
   start(): Promise<void>;
   /** Sends `signal` and waits for the exit. */
   kill(signal: Deno.Signal): Promise<Deno.CommandStatus>;
-  /** The process's log so far (for violation reports). */
+  /** The log of the process started last (for violation reports, and to watch for events). */
   log(): string;
+  /** How many times the member was started (tells a restarted process's log from the last). */
+  readonly starts: number;
   /** Resolves when the process exits without being killed (a crash). */
   readonly crashed: Promise<string>;
 }
@@ -79,6 +79,7 @@ class ProcessMember implements Member {
   /** The process before the last kill, whose log `log` still shows. */
   #last: MainProcess | null = null;
   #killed = false;
+  #starts = 0;
   #crashed!: (why: string) => void;
   readonly crashed = new Promise<string>((resolve) => (this.#crashed = resolve));
 
@@ -88,9 +89,14 @@ class ProcessMember implements Member {
     return this.#process !== null;
   }
 
+  get starts(): number {
+    return this.#starts;
+  }
+
   async start(): Promise<void> {
     const p = new MainProcess(this.args);
     this.#process = p;
+    this.#starts++;
     this.#killed = false;
     p.finished().then((status) => {
       if (this.#process === p) this.#process = null;
@@ -136,6 +142,33 @@ export function makeCluster(mode: Mode, places: readonly NodePlace[]): Cluster {
         : []),
     ];
   return { mode, urls: [url], dbs: [db], members, ruleArgs: CHAOS_RULES };
+}
+
+/** The network name of a chaos network (`--network`), shared by its nodes. */
+export const CHAOS_NETWORK = "chaos";
+
+/**
+ * A network of `start` nodes, one per place, each with its builder (the chaos rules, builders
+ * checking every 0.1 s plus a random 0..`jitterSeconds`) and `--peer` flags naming all the
+ * others, so every pair is linked whichever nodes are down when one starts.
+ */
+export function makeNetwork(places: readonly NodePlace[], jitterSeconds: number): Cluster {
+  const members = places.map(({ db, port }, i) =>
+    new ProcessMember(`node${i}`, [
+      "start",
+      ...["--port", String(port), "--hostname", "127.0.0.1", "--db", db],
+      ...BUILD,
+      ...["--jitter", String(jitterSeconds), "--network", CHAOS_NETWORK],
+      ...places.filter((_, j) => j !== i).flatMap((p) => ["--peer", p.url]),
+    ], /foxchain is listening on/)
+  );
+  return {
+    mode: `network of ${places.length}`,
+    urls: places.map((p) => p.url),
+    dbs: places.map((p) => p.db),
+    members,
+    ruleArgs: CHAOS_RULES,
+  };
 }
 
 /**

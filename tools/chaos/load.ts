@@ -3,8 +3,10 @@
  * recording every transfer they send (each has a unique amount, its tag) and the id the node
  * acknowledged for it. Three kinds of client, as people use the node:
  *
- * - `keyed`: a lab client's items (no `t`) with a `request_id`; retried until answered. One
- *   in a hundred is a big merge (1,000-3,000 items), so that kills land in the middle of one.
+ * - `keyed`: a lab client's items (no `t`) with a `request_id`; retried until answered, always
+ *   on the same node: a key is remembered by the node that took it, and a retry elsewhere would
+ *   stamp the items anew (docs/decisions.md, "Retrying a merge"). One in a hundred is a big
+ *   merge (1,000-3,000 items), so that kills land in the middle of one.
  * - `stamped`: items that carry their own `t`, no key; retried (safe: same `t`, same ids).
  * - `plain`: a lab client's items, no `t`, no key: not safe to retry, so sent once; if the
  *   answer is lost its fate is unknown (and it is not counted as acknowledged).
@@ -59,6 +61,30 @@ export class Load {
     return this.#unfinished;
   }
 
+  /**
+   * Sends `count` stamped mints to `url` once and records them (acknowledged or not): a nudge
+   * for the count rule when fewer than its size are left in the pools at the end of a run.
+   */
+  async nudge(url: string, count: number): Promise<void> {
+    const now = Date.now() / 1000;
+    const pool = Array.from({ length: count }, () => {
+      const amount = ++this.#amount;
+      this.sent.byAmount.set(amount, null);
+      return { sender: GENESIS, receiver: this.#addresses[0], amount, t: now };
+    });
+    this.summary.add("merges sent (stamped)");
+    this.summary.add("transfers sent", count);
+    const conn = await NodeClient.connect(url, { timeoutMs: 2000 });
+    try {
+      const reply = await conn.request("merge", { pool, verbose: true }, {
+        deadlineMs: REPLY_TIMEOUT_MS,
+      });
+      this.#record(pool.map((p) => p.amount), reply, "stamped");
+    } finally {
+      await conn.close();
+    }
+  }
+
   async #client(rng: Rng): Promise<void> {
     let conn: NodeClient | null = null;
     while (!this.#stopping) {
@@ -70,6 +96,9 @@ export class Load {
 
   /** Sends one request until it has a final answer (or, for `plain`, one try). */
   async #request(rng: Rng, kind: Kind, conn: NodeClient | null): Promise<NodeClient | null> {
+    // With several nodes a keyed merge picks its node once (drawn only then, so a one-node
+    // run draws as before and its seeds replay).
+    const home = kind === "keyed" && this.urls.length > 1 ? rng.pick(this.urls) : null;
     const big = kind === "keyed" && rng.chance(0.01);
     const count = big ? rng.between(1000, 3000) : rng.between(1, 20);
     const now = Date.now() / 1000;
@@ -99,7 +128,11 @@ export class Load {
       }
       let reply: Reply;
       try {
-        conn ??= await NodeClient.connect(rng.pick(this.urls), { timeoutMs: 2000 });
+        if (home !== null && conn !== null && conn.url !== home) {
+          await conn.close();
+          conn = null;
+        }
+        conn ??= await NodeClient.connect(home ?? rng.pick(this.urls), { timeoutMs: 2000 });
         reply = await conn.request("merge", args, { deadlineMs: REPLY_TIMEOUT_MS });
       } catch (error) {
         if (!(error instanceof NodeUnreachable)) throw error;

@@ -175,3 +175,92 @@ export async function recountBalances(
   }
   summary.set("addresses recounted", recount.size);
 }
+
+/** What one node of a network stored, for `auditNetworkTransfers`. */
+export interface NodeLedger {
+  /** The node's name in reports (its KV file). */
+  name: string;
+  /** Where each transaction is on that node. */
+  places: Awaited<ReturnType<typeof placesOf>>;
+  /** The ids stored for each transfer tag (amount). */
+  idsByAmount: Map<number, string[]>;
+}
+
+/** The ledger of one node: where each transaction is, and the ids stored per transfer tag. */
+export async function nodeLedger(store: Store, name: string): Promise<NodeLedger> {
+  const idsByAmount = new Map<number, string[]>();
+  for await (const [id, record] of store.allTxRecords()) {
+    const ids = idsByAmount.get(record.tx.amount) ?? [];
+    ids.push(id);
+    idsByAmount.set(record.tx.amount, ids);
+  }
+  return { name, places: await placesOf(store), idsByAmount };
+}
+
+/**
+ * The transfers audit of a network, after it settled: a transfer acknowledged by any node must
+ * be in the chain exactly once on every node, or in no chain and dropped with a reason on some
+ * node (a node drops what it cannot admit; a drop is not gossiped, so the others may never have
+ * seen it). On no node may it wait in the pool or be dropped and chained at once. Across the
+ * nodes a transfer is stored under one id only (a retry elsewhere that stamped it anew would
+ * show as two), and every stored transfer was sent.
+ */
+export function auditNetworkTransfers(
+  nodes: readonly NodeLedger[],
+  sent: Sent,
+  summary: Summary,
+  context: string,
+): void {
+  const idsByAmount = new Map<number, Set<string>>();
+  for (const node of nodes) {
+    for (const [amount, ids] of node.idsByAmount) {
+      const all = idsByAmount.get(amount) ?? new Set();
+      for (const id of ids) all.add(id);
+      idsByAmount.set(amount, all);
+    }
+  }
+  let unacked = 0;
+  for (const [amount, ids] of idsByAmount) {
+    if (!sent.byAmount.has(amount)) {
+      summary.violate(`${context}: stored transaction nobody sent: ${[...ids].join(", ")}`);
+    } else if (ids.size > 1) {
+      summary.violate(`${context}: transfer ${amount} stored under ${ids.size} ids: ${[...ids]}`);
+    } else if (sent.byAmount.get(amount) === null) {
+      unacked++;
+    }
+  }
+  summary.set("stored, never acknowledged", unacked);
+  let acked = 0;
+  let dropped = 0;
+  for (const [, id] of sent.byAmount) {
+    if (id === null) continue;
+    acked++;
+    const chained = nodes.map((n) => n.places.chain.get(id) ?? 0);
+    const droppedOn = nodes.filter((n) => n.places.dropped.has(id));
+    const pooledOn = nodes.filter((n) => n.places.pool.has(id));
+    if (pooledOn.length > 0) {
+      summary.violate(
+        `${context}: acknowledged ${id} still waits in the pool of ${pooledOn[0].name}`,
+      );
+    }
+    if (chained.every((c) => c === 1)) {
+      if (droppedOn.length > 0) {
+        summary.violate(
+          `${context}: acknowledged ${id} is chained and dropped on ${droppedOn[0].name}`,
+        );
+      }
+    } else if (chained.every((c) => c === 0)) {
+      if (droppedOn.length === 0) {
+        summary.violate(`${context}: acknowledged ${id} is lost: in no chain, dropped nowhere`);
+      } else dropped++;
+    } else {
+      summary.violate(
+        `${context}: acknowledged ${id} is in the chains ${chained.join("/")} times (${
+          nodes.map((n) => n.name).join("/")
+        })`,
+      );
+    }
+  }
+  summary.set("acknowledged, all found", acked);
+  summary.set("acknowledged, then dropped", dropped);
+}
