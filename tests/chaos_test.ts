@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { runChaos } from "../tools/chaos/run.ts";
+import { runNetworkChaos } from "../tools/chaos/network.ts";
 
 Deno.test("chaos, 3 rounds (each node shape): every acknowledged transfer stored once, ledger valid after kills", async () => {
   const lines: string[] = [];
@@ -23,4 +24,22 @@ Deno.test("chaos, 3 rounds (each node shape): every acknowledged transfer stored
   assert.ok(summary.get("SIGINT sent") + summary.get("SIGTERM sent") > 0, summary.render());
   assert.ok(summary.get("transfers acknowledged") > 0);
   assert.equal(summary.get("audits"), 4);
+});
+
+Deno.test("chaos on a network of 3, 2 rounds: one tip after restarts, every acknowledged transfer chained once on every node", async () => {
+  const lines: string[] = [];
+  const summary = await runNetworkChaos({
+    nodes: 3,
+    rounds: 2,
+    seed: 2,
+    clients: 3,
+    roundMs: 400,
+    jitterSeconds: 0.1,
+    progress: (line) => lines.push(line),
+  });
+  console.log(lines.filter((l) => !l.startsWith("calm:")).join("\n"));
+  assert.ok(summary.ok, `${summary.render()}\n${lines.join("\n")}`);
+  assert.ok(summary.get("restarts") >= 2, summary.render());
+  assert.ok(summary.get("transfers acknowledged") > 0, summary.render());
+  assert.equal(summary.get("audits"), 1);
 });

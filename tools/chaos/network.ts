@@ -156,7 +156,7 @@ export async function runNetworkChaos(opts: NetworkChaosOptions): Promise<Summar
     }
     progress("calm");
     const calmStarted = performance.now();
-    const settled = await settle(cluster, load, rng, CALM_TIMEOUT_MS);
+    const settled = await settle(cluster, load, rng, CALM_TIMEOUT_MS, progress);
     summary.set("calm (s)", Math.round((performance.now() - calmStarted) / 100) / 10);
     if (settled) summary.violate(`after ${CALM_TIMEOUT_MS / 1000} s of calm: ${settled}`);
     await Promise.all(cluster.members.map((m) => stop(m, "SIGTERM", summary, "the end")));
@@ -211,6 +211,7 @@ async function settle(
   load: Load,
   rng: Rng,
   timeoutMs: number,
+  progress: (line: string) => void,
 ): Promise<string | null> {
   const size = Number(CHAOS_RULES[CHAOS_RULES.indexOf("-k") + 1]);
   const deadline = performance.now() + timeoutMs;
@@ -220,6 +221,7 @@ async function settle(
     const states = await Promise.all(cluster.urls.map(nodeState));
     const now = states.map((s) => `${s.height}/${s.tip}/${s.pool}`).join(" ");
     if (now !== last) {
+      progress(`calm: ${now}`);
       last = now;
       sameSince = performance.now();
     }
