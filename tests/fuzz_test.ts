@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { checkReply } from "../tools/fuzz/replies.ts";
 import { runFuzz } from "../tools/fuzz/run.ts";
+import { runPeerFuzz } from "../tools/fuzz/peer.ts";
 
 const reply = (status: number, error: string, response: unknown = null) =>
   JSON.stringify({ status, error, response });
@@ -51,4 +52,11 @@ Deno.test("fuzz, 300 seeded messages and every raw attack: no violation", async 
   assert.ok(summary.ok, summary.render());
   assert.ok(summary.get("raw attacks") >= 12);
   assert.ok(summary.get("replies 400") > 0 && summary.get("replies 500") > 0);
+});
+
+Deno.test("fuzz --peer, 400 seeded messages on peer links: every link closed just past the fault limit, node up, nothing invalid stored", async () => {
+  const summary = await runPeerFuzz({ messages: 400, seed: 11 });
+  assert.ok(summary.ok, summary.render());
+  assert.ok(summary.get("links closed past the fault limit") >= 2, summary.render());
+  assert.ok(summary.get("messages: orphan flood") > 0 && summary.get("replies 202") > 0);
 });

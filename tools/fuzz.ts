@@ -4,6 +4,7 @@
  */
 import { intFlag, parseFlags, UsageError } from "../lib/cli/cli.ts";
 import { runFuzz } from "./fuzz/run.ts";
+import { runPeerFuzz } from "./fuzz/peer.ts";
 import { freshSeed } from "./shared/rng.ts";
 
 const help = `Usage: deno task fuzz [options]
@@ -14,7 +15,13 @@ malformed frames, floods and abandoned connections. Then checks: the node is up,
 was a documented error without internals, nothing invalid was stored (verify --indexes), and
 memory is back near its level before the run. Exits 1 on any violation.
 
+With --peer, the attack comes over a peer link instead: a valid hello with the node's network
+and rules, then invalid blocks, floods of blocks with unknown parents, too long and random
+locators, junk in pool {want}, oversized merges, hellos with wrong types and repeated ones.
+Each link must be closed just past the fault limit (PEER_FAULT_LIMIT) and not before.
+
 Options:
+      --peer           fuzz the peer link (see above)
       --messages N     hostile messages (default: 5000); raw attacks scale with it
       --seed S         seed of the random choices (default: a fresh one, printed)
       --connections N  connections the messages are spread over (default: 4)
@@ -26,13 +33,17 @@ async function main(argv: string[]): Promise<number> {
     messages: { type: "string" },
     seed: { type: "string" },
     connections: { type: "string" },
+    peer: { type: "boolean" },
     json: { type: "boolean" },
   }, help);
   if (!flags) return 0;
   const v = flags.values;
-  const summary = await runFuzz({
-    messages: intFlag("messages", v.messages, 1, 10_000_000) ?? 5000,
-    seed: intFlag("seed", v.seed, 0, 2 ** 32 - 1) ?? freshSeed(),
+  const messages = intFlag("messages", v.messages, 1, 10_000_000) ?? 5000;
+  const seed = intFlag("seed", v.seed, 0, 2 ** 32 - 1) ?? freshSeed();
+  const progress = (line: string) => console.error(line);
+  const summary = v.peer ? await runPeerFuzz({ messages, seed, progress }) : await runFuzz({
+    messages,
+    seed,
     connections: intFlag("connections", v.connections, 1, 100) ?? 4,
     progress: (line) => console.error(line),
   });
