@@ -136,6 +136,9 @@ interface Peer {
   syncing: boolean;
   again: boolean;
   reconciling: boolean;
+  /** Relays waiting for the merge in flight on this link, and whether one is. */
+  outbox: Tx[];
+  sending: boolean;
   bannedUntil: number;
   error: string | null;
 }
@@ -345,6 +348,8 @@ export class Network implements NetworkHooks {
       syncing: false,
       again: false,
       reconciling: false,
+      outbox: [],
+      sending: false,
       bannedUntil: 0,
       error: null,
     };
@@ -480,15 +485,34 @@ export class Network implements NetworkHooks {
     const batch = this.#relay;
     this.#relay = [];
     if (batch.length === 0) return;
-    for (const [url, peer, link] of this.#upLinks(null)) {
+    for (const [url, peer] of this.#upLinks(null)) {
       const node = peer.hello?.node ?? null;
-      const pool = batch.filter((r) => r.from === null || r.from !== node).map((r) =>
-        txToWire(r.tx)
-      );
-      for (const part of chunks(pool, RELAY_ITEMS, () => 1)) {
-        this.#task(this.#request(url, link, "merge", { pool: part }));
-      }
+      for (const r of batch) if (r.from === null || r.from !== node) peer.outbox.push(r.tx);
+      this.#sendOutbox(url, peer);
     }
+  }
+
+  /**
+   * Sends a peer's queued relays, one merge in flight at a time: a link answers in order, so
+   * relays sent all at once would queue every block push behind them (forks then last as long
+   * as the queue). What queues meanwhile goes in the next merge. The queue is bounded: past
+   * `seenCapacity` the oldest relays are dropped (reconciliation brings them).
+   */
+  #sendOutbox(url: string, peer: Peer): void {
+    if (peer.outbox.length > this.#t.seenCapacity) {
+      peer.outbox.splice(0, peer.outbox.length - this.#t.seenCapacity);
+    }
+    if (peer.sending || peer.outbox.length === 0) return;
+    const link = peer.conn.link;
+    if (!link || peer.conn.state !== "up") return;
+    const part = peer.outbox.splice(0, RELAY_ITEMS).map(txToWire);
+    peer.sending = true;
+    this.#task(
+      this.#request(url, link, "merge", { pool: part }).finally(() => {
+        peer.sending = false;
+        this.#sendOutbox(url, peer);
+      }),
+    );
   }
 
   #pushBlocks(blocks: readonly Block[], from: string | null): void {
