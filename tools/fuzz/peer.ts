@@ -11,8 +11,7 @@
 import { NodeClient, NodeUnreachable } from "../../lib/net/client.ts";
 import { GENESIS } from "../../lib/core/params.ts";
 import { PEER_FAULT_LIMIT } from "../../lib/node/protocol.ts";
-import { openStore } from "../../lib/store/store.ts";
-import { auditTransfers, checkSchema, recountBalances, verifyCli } from "../shared/audit.ts";
+import { auditFuzzedNode, cleanUpFuzzedNode } from "./audit.ts";
 import { freePort, MainProcess } from "../shared/main_process.ts";
 import { Rng } from "../shared/rng.ts";
 import { Summary } from "../shared/summary.ts";
@@ -226,31 +225,14 @@ export async function runPeerFuzz(opts: PeerFuzzOptions): Promise<Summary> {
       summary.violate(`a new peer is refused after the run: ${again.error}`);
     }
 
-    const stopped = await node.stop("SIGTERM");
-    if (stopped.code !== 0) summary.violate(`SIGTERM after the run: exit code ${stopped.code}`);
-    for (const line of node.stderr.split("\n")) {
-      if (/ERROR|Uncaught|panicked/.test(line)) {
-        summary.violate(`node logged: ${line.slice(0, 200)}`);
-      }
-    }
-    summary.set("closes logged", node.stderr.match(/Closing the link from peer/g)?.length ?? 0);
     progress("audit");
-    await verifyCli(db, summary, "after peer fuzzing");
-    const store = await openStore(db);
-    try {
-      await auditTransfers(store, null, summary, "after peer fuzzing");
-      await recountBalances(store, summary, "after peer fuzzing");
-      await checkSchema(store, summary, "after peer fuzzing");
+    await auditFuzzedNode(node, db, summary, "after peer fuzzing", async (store) => {
+      // The node has stopped: its whole log is read.
+      summary.set("closes logged", node.stderr.match(/Closing the link from peer/g)?.length ?? 0);
       summary.set("height", (await store.tip()).height);
-    } finally {
-      await store.close();
-    }
+    });
   } finally {
-    try {
-      node.child.kill("SIGKILL");
-    } catch { /* stopped */ }
-    await node.finished();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await cleanUpFuzzedNode(node, dir);
   }
   summary.set("seconds", Math.round((performance.now() - started) / 100) / 10);
   return summary;

@@ -8,8 +8,7 @@
  * balances equal to a recount, no key outside the schema). docs/reliability.md has the results.
  */
 import { NodeClient, NodeUnreachable } from "../../lib/net/client.ts";
-import { openStore } from "../../lib/store/store.ts";
-import { auditTransfers, checkSchema, recountBalances, verifyCli } from "../shared/audit.ts";
+import { auditFuzzedNode, cleanUpFuzzedNode } from "./audit.ts";
 import { freePort, MainProcess } from "../shared/main_process.ts";
 import { Rng } from "../shared/rng.ts";
 import { Summary } from "../shared/summary.ts";
@@ -132,31 +131,12 @@ export async function runFuzz(opts: FuzzOptions): Promise<Summary> {
       }
     }
 
-    const status = await node.stop("SIGTERM");
-    if (status.code !== 0) summary.violate(`SIGTERM after the run: exit code ${status.code}`);
-    for (const line of node.stderr.split("\n")) {
-      if (/ERROR|Uncaught|panicked/.test(line)) {
-        summary.violate(`node logged: ${line.slice(0, 200)}`);
-      }
-    }
-
     progress("audit");
-    await verifyCli(db, summary, "after fuzzing");
-    const store = await openStore(db);
-    try {
-      await auditTransfers(store, null, summary, "after fuzzing");
-      await recountBalances(store, summary, "after fuzzing");
-      await checkSchema(store, summary, "after fuzzing");
+    await auditFuzzedNode(node, db, summary, "after fuzzing", async (store) => {
       summary.set("peers stored", (await store.peers()).length);
-    } finally {
-      await store.close();
-    }
+    });
   } finally {
-    try {
-      node.child.kill("SIGKILL");
-    } catch { /* stopped */ }
-    await node.finished();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await cleanUpFuzzedNode(node, dir);
   }
   summary.set("seconds", Math.round((performance.now() - started) / 100) / 10);
   return summary;
