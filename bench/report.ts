@@ -179,8 +179,9 @@ export function verdicts(r: Results): Verdict[] {
 
 /** The issue-8 targets: chain rate, latency and catch-up. */
 export function networkVerdicts(n: NonNullable<Results["network"]>): Verdict[] {
-  const { three, one, intervalSeconds } = n.chain;
-  const limitMs = (intervalSeconds + 2) * 1000;
+  const { three, one, intervalSeconds, jitterSeconds } = n.chain;
+  // The interval is the longest wait between two checks: the period plus its jitter.
+  const limitMs = (intervalSeconds + jitterSeconds + 2) * 1000;
   const c = n.catchUp;
   return [
     {
