@@ -21,6 +21,8 @@ interface TestNode {
   network: Network;
   /** Texts of the requests this node received. */
   received: string[];
+  /** Lengths of the runs the network layer appended with `Store.appendBlocks`. */
+  runs: number[];
 }
 
 /** N nodes on a simulated network; `opts(i)` adds options per node. */
@@ -42,8 +44,21 @@ async function cluster(
       received.push(text);
       return handle(text, session);
     };
+    // The network layer's store, counting the runs of blocks it appends in one commit each.
+    const runs: number[] = [];
+    const counting = new Proxy(store, {
+      get(target, key) {
+        const value = Reflect.get(target, key, target);
+        if (key !== "appendBlocks") return typeof value === "function" ? value.bind(target) : value;
+        return async (blocks: Block[]) => {
+          const result = await target.appendBlocks(blocks);
+          if (result.ok) runs.push(blocks.length);
+          return result;
+        };
+      },
+    });
     const network = new Network({
-      store: tracked(store, clock),
+      store: tracked(counting, clock),
       protocol: tracked(protocol, clock),
       name: "test",
       listen: url,
@@ -53,7 +68,7 @@ async function cluster(
       ...extra,
     });
     net.attach(url, protocol);
-    nodes.push({ url, store, protocol, network, received });
+    nodes.push({ url, store, protocol, network, received, runs });
   }
   for (const node of nodes) await clock.track(node.network.start());
   return {
@@ -164,6 +179,31 @@ Deno.test("a node far behind catches up by locator, page by page", async () => {
     assert.equal((await c.nodes[1].store.tip()).hash, blocks.at(-1)!.hash);
     const pages = c.nodes[0].received.filter((t) => t.includes('"locator"')).length;
     assert.ok(pages >= 6, `${pages} pages of 50 for 300 blocks`);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("catch-up of full blocks goes in by runs the store sizes, none block by block", async () => {
+  const c = await cluster(2, (i) => i === 1 ? { peers: ["ws://n0.test:9000/ws"] } : {});
+  try {
+    // 30 blocks of 200 mints: a run of them does not fit one KV commit, so runs are halved.
+    const blocks = chainOn(
+      null,
+      Array.from(
+        { length: 30 },
+        (_, h) => Array.from({ length: 200 }, (_, i) => mint(i + 1, 1, T0 + h + i / 1000)),
+      ),
+    );
+    assert.equal((await c.nodes[0].store.appendBlocks(blocks.slice(0, 1))).ok, true);
+    for (const block of blocks.slice(1)) {
+      assert.equal((await c.nodes[0].store.appendBlock(block)).ok, true);
+    }
+    await c.run(5_000);
+    assert.equal((await c.nodes[1].store.tip()).hash, blocks.at(-1)!.hash);
+    const runs = c.nodes[1].runs;
+    assert.equal(runs.reduce((a, b) => a + b, 0), 30, `runs ${runs}`);
+    assert.ok(Math.max(...runs) < 30, `one run of ${Math.max(...runs)} cannot fit one commit`);
   } finally {
     await c.close();
   }

@@ -77,12 +77,7 @@ async function main(argv: string[]): Promise<number> {
       dir: v.dir,
       progress: (line) => console.error(line),
     });
-  console.log(
-    v.json
-      ? JSON.stringify({ ok: summary.ok, ...summary.rows(), violations: summary.violations })
-      : summary.render(),
-  );
-  return summary.ok ? 0 : 1;
+  return summary.print(v.json);
 }
 
 if (import.meta.main) {

@@ -47,12 +47,7 @@ async function main(argv: string[]): Promise<number> {
     connections: intFlag("connections", v.connections, 1, 100) ?? 4,
     progress: (line) => console.error(line),
   });
-  console.log(
-    v.json
-      ? JSON.stringify({ ok: summary.ok, ...summary.rows(), violations: summary.violations })
-      : summary.render(),
-  );
-  return summary.ok ? 0 : 1;
+  return summary.print(v.json);
 }
 
 if (import.meta.main) {

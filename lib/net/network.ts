@@ -222,11 +222,6 @@ export class Network implements NetworkHooks {
     }
   }
 
-  /** Whether any network task runs. */
-  get busy(): boolean {
-    return this.#tasks.size > 0;
-  }
-
   /** The links, for `status` and `peers`. */
   links(): LinkInfo[] {
     const now = this.#scheduler.now();

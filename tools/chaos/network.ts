@@ -11,22 +11,13 @@
  * results.
  */
 import { NodeClient, NodeUnreachable } from "../../lib/net/client.ts";
-import { openStore } from "../../lib/store/store.ts";
-import {
-  auditNetworkTransfers,
-  auditTransfers,
-  checkSchema,
-  type NodeLedger,
-  nodeLedger,
-  recountBalances,
-  type Sent,
-  verifyCli,
-} from "../shared/audit.ts";
+import { auditNetworkTransfers, type NodeLedger, nodeLedger, type Sent } from "../shared/audit.ts";
 import { Rng } from "../shared/rng.ts";
 import { Summary } from "../shared/summary.ts";
 import { CHAOS_RULES, checkAgreement, type Cluster, makeNetwork, type Member } from "./cluster.ts";
 import { placeNodes } from "./cluster.ts";
 import { Load } from "./load.ts";
+import { auditNodeFile, stopMember } from "./checks.ts";
 
 /** What a network chaos run does. */
 export interface NetworkChaosOptions {
@@ -262,21 +253,17 @@ async function nodeState(
   }
 }
 
-/** Stops a member; a graceful stop must end with exit code 0. */
+/** Stops a member as every runner does, then counts the syncs and reorgs its log went through. */
 async function stop(
   member: Member,
   signal: Deno.Signal,
   summary: Summary,
   context: string,
 ): Promise<void> {
-  const status = await member.kill(signal);
-  // The stopped process's log is complete: count what it went through.
+  await stopMember(member, signal, summary, context);
+  // The stopped process's log is complete.
   summary.add("syncs logged", count(member.log(), AIMS["mid-sync"]));
   summary.add("reorgs logged", count(member.log(), AIMS["mid-reorg"]));
-  if (signal !== "SIGKILL" && status.code !== 0) {
-    const tail = member.log().trim().split("\n").slice(-3).join(" | ");
-    summary.violate(`${context}: ${member.name} exited ${status.code} after ${signal}: ${tail}`);
-  }
 }
 
 /**
@@ -294,25 +281,17 @@ async function auditNetwork(
   const balances: { db: string; text: string }[] = [];
   const ledgers: NodeLedger[] = [];
   for (const db of cluster.dbs) {
-    const where = `${context} (${db.split("/").pop()})`;
-    await verifyCli(db, summary, where, cluster.ruleArgs);
-    const store = await openStore(db);
-    try {
-      // Per node: every stored transaction valid, drops with reasons, nothing chained twice.
-      await auditTransfers(store, null, summary, where);
-      ledgers.push(await nodeLedger(store, db.split("/").pop()!));
-      await recountBalances(store, summary, where);
-      await checkSchema(store, summary, where);
-      const tip = await store.tip();
-      tips.push({ db, ...tip });
-      summary.set("height", tip.height);
-      const all: [string, number][] = [];
-      for await (const entry of store.allBalances()) all.push(entry);
-      all.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-      balances.push({ db, text: JSON.stringify(all) });
-    } finally {
-      await store.close();
-    }
+    const name = db.split("/").pop()!;
+    // Per node: every stored transaction valid, drops with reasons, nothing chained twice.
+    tips.push(
+      await auditNodeFile(cluster, db, null, summary, `${context} (${name})`, async (store) => {
+        ledgers.push(await nodeLedger(store, name));
+        const all: [string, number][] = [];
+        for await (const entry of store.allBalances()) all.push(entry);
+        all.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+        balances.push({ db, text: JSON.stringify(all) });
+      }),
+    );
   }
   auditNetworkTransfers(ledgers, sent, summary, context);
   const disagreement = checkAgreement(tips);

@@ -6,25 +6,12 @@
  * balances equal to a recount from the chain, no key outside the schema. A graceful stop must
  * exit 0, and no process may exit on its own. docs/reliability.md has the results.
  */
-import { openStore } from "../../lib/store/store.ts";
-import {
-  auditTransfers,
-  checkSchema,
-  recountBalances,
-  type Sent,
-  verifyCli,
-} from "../shared/audit.ts";
+import type { Sent } from "../shared/audit.ts";
 import { Rng } from "../shared/rng.ts";
 import { Summary } from "../shared/summary.ts";
-import {
-  checkAgreement,
-  type Cluster,
-  makeCluster,
-  type Member,
-  type Mode,
-  placeNodes,
-} from "./cluster.ts";
+import { checkAgreement, type Cluster, makeCluster, type Mode, placeNodes } from "./cluster.ts";
 import { Load } from "./load.ts";
+import { auditNodeFile, stopMember } from "./checks.ts";
 
 /** What a chaos run does. */
 export interface ChaosOptions {
@@ -107,12 +94,12 @@ export async function runChaos(opts: ChaosOptions): Promise<Summary> {
       const signal = rng.pick(SIGNALS);
       const what = `round ${round} (${mode}): ${signal} to ${victims.map((v) => v.name).join("+")}`;
       progress(what);
-      await Promise.all(victims.map((v) => stop(v, signal, summary, what)));
+      await Promise.all(victims.map((v) => stopMember(v, signal, summary, what)));
       summary.add(`${signal} sent`, victims.length);
       // The others go on for a moment (a server without its builder, or the reverse).
       await sleep(rng.between(0, 300));
       const survivors = cluster.members.filter((m) => m.running);
-      await Promise.all(survivors.map((m) => stop(m, "SIGTERM", summary, what)));
+      await Promise.all(survivors.map((m) => stopMember(m, "SIGTERM", summary, what)));
       summary.add("graceful stops of the others", survivors.length);
       await auditCluster(cluster, load.sent, summary, what);
     }
@@ -125,7 +112,7 @@ export async function runChaos(opts: ChaosOptions): Promise<Summary> {
     if (unfinished > 0) {
       summary.violate(`${unfinished} requests had no final answer within ${FINISH_TIMEOUT_MS} ms`);
     }
-    await Promise.all(cluster.members.map((m) => stop(m, "SIGTERM", summary, "the end")));
+    await Promise.all(cluster.members.map((m) => stopMember(m, "SIGTERM", summary, "the end")));
     progress("final audit");
     await auditCluster(cluster, load.sent, summary, "final audit");
   } finally {
@@ -144,20 +131,6 @@ async function startAll(cluster: Cluster, summary: Summary): Promise<void> {
   summary.add(`starts of ${cluster.mode}`);
 }
 
-/** Stops a member; a graceful stop must end with exit code 0. */
-async function stop(
-  member: Member,
-  signal: Deno.Signal,
-  summary: Summary,
-  context: string,
-): Promise<void> {
-  const status = await member.kill(signal);
-  if (signal !== "SIGKILL" && status.code !== 0) {
-    const tail = member.log().trim().split("\n").slice(-3).join(" | ");
-    summary.violate(`${context}: ${member.name} exited ${status.code} after ${signal}: ${tail}`);
-  }
-}
-
 /** Every audit, on every node's file, and (with more than one node) their agreement. */
 async function auditCluster(
   cluster: Cluster,
@@ -166,20 +139,7 @@ async function auditCluster(
   context: string,
 ): Promise<void> {
   const tips = [];
-  for (const db of cluster.dbs) {
-    await verifyCli(db, summary, context, cluster.ruleArgs);
-    const store = await openStore(db);
-    try {
-      await auditTransfers(store, sent, summary, context);
-      await recountBalances(store, summary, context);
-      await checkSchema(store, summary, context);
-      const tip = await store.tip();
-      tips.push({ db, ...tip });
-      summary.set("height", tip.height);
-    } finally {
-      await store.close();
-    }
-  }
+  for (const db of cluster.dbs) tips.push(await auditNodeFile(cluster, db, sent, summary, context));
   const disagreement = checkAgreement(tips);
   if (disagreement) summary.violate(`${context}: ${disagreement}`);
   summary.add("audits");

@@ -45,6 +45,16 @@ export class Summary {
     return Object.fromEntries(this.#counts);
   }
 
+  /** Prints the summary (as JSON with `json`) and returns the tool's exit code. */
+  print(json = false): number {
+    console.log(
+      json
+        ? JSON.stringify({ ok: this.ok, ...this.rows(), violations: this.violations })
+        : this.render(),
+    );
+    return this.ok ? 0 : 1;
+  }
+
   /** The summary as text: a table of the counters, then the violations (first 20). */
   render(): string {
     const rows = [...this.#counts].map(([k, v]) => [k, typeof v === "number" ? fmt(v) : v]);
